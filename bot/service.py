@@ -1,0 +1,467 @@
+"""The redemption rules: plain async Python that knows nothing of Discord.
+
+Discord is reached only through the small RoleGateway protocol, handed in by the Bot, so every
+rule here can be tested without a gateway connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import weakref
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from bot.errors import ItchMisconfigured, ItchRefused, ItchUnavailable, MalformedKey
+from bot.events import (
+    CooldownReached,
+    Event,
+    EventSink,
+    KeyShared,
+    NullSink,
+    Redeemed,
+    Revoked,
+    RoleFailed,
+    publish_safely,
+)
+from bot.itch import DownloadKey, ItchClient
+from bot.keyparse import ParsedKey, key_hash, normalize_game_url, parse_key
+from bot.store import DuplicateRedemption, GameRole, Redemption, Store
+
+log = logging.getLogger(__name__)
+
+COOLDOWN_MAX_REFUSALS = 5
+COOLDOWN_WINDOW = timedelta(minutes=10)
+
+
+class Outcome(enum.StrEnum):
+    REDEEMED = "redeemed"
+    ALREADY_REDEEMED = "already_redeemed"
+    ROLE_FAILED = "role_failed"  # recorded, but Discord refused the role: applied later
+    KEY_TAKEN = "key_taken"
+    INVALID_KEY = "invalid_key"
+    MALFORMED = "malformed"
+    UNAVAILABLE = "unavailable"
+    MISCONFIGURED = "misconfigured"
+    NO_GAMES = "no_games"
+    COOLDOWN = "cooldown"
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (Outcome.REDEEMED, Outcome.ALREADY_REDEEMED, Outcome.ROLE_FAILED)
+
+
+# Refusals that count toward the cool-down: the member's own input was wrong.
+REFUSALS = (Outcome.MALFORMED, Outcome.INVALID_KEY, Outcome.KEY_TAKEN)
+
+
+class RoleResult(enum.Enum):
+    OK = "ok"
+    FORBIDDEN = "forbidden"  # hierarchy or missing Manage Roles
+    MEMBER_GONE = "member_gone"
+    FAILED = "failed"
+
+
+class RoleGateway(Protocol):
+    async def add_role(
+        self, guild_id: int, member_id: int, role_id: int, reason: str
+    ) -> RoleResult: ...
+
+    async def remove_role(
+        self, guild_id: int, member_id: int, role_id: int, reason: str
+    ) -> RoleResult: ...
+
+
+@dataclass(frozen=True)
+class RedeemResult:
+    outcome: Outcome
+    game: GameRole | None = None
+    redemption: Redemption | None = None
+    # For KEY_TAKEN: who holds the key (for admins' eyes only, never shown to the member).
+    holder_id: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class RoleCandidate:
+    """What the service needs to know of a Discord role to judge it as a buyer role."""
+
+    id: int
+    name: str
+    is_default: bool
+    managed: bool
+    position: int
+    bot_top_position: int
+
+
+class GameAddOutcome(enum.StrEnum):
+    ADDED = "added"
+    UPDATED = "updated"
+    ROLE_EVERYONE = "role_everyone"
+    ROLE_MANAGED = "role_managed"
+    ROLE_TOO_HIGH = "role_too_high"
+
+
+@dataclass(frozen=True)
+class GameAddResult:
+    outcome: GameAddOutcome
+    game_title: str | None = None
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    revoked: list[Redemption] = field(default_factory=list)
+    roles_removed: list[int] = field(default_factory=list)
+    roles_failed: list[int] = field(default_factory=list)
+
+
+class _Check(enum.Enum):
+    MATCH = 1
+    NO = 2
+    UNKNOWN = 3
+    MISCONFIGURED = 4
+
+
+class RedemptionService:
+    def __init__(
+        self, store: Store, itch: ItchClient, roles: RoleGateway, events: EventSink | None = None
+    ) -> None:
+        self.store = store
+        self.itch = itch
+        self.roles = roles
+        self.events: EventSink = events or NullSink()
+        # One lock per (guild, key) so two members racing for a key are decided one at a time.
+        self._key_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    # -- redeem -----------------------------------------------------------------------------
+
+    async def redeem(
+        self, guild_id: int, member_id: int, text: str, *, cooldown_exempt: bool = False
+    ) -> RedeemResult:
+        if not cooldown_exempt:
+            refused = await self.store.count_audit(
+                guild_id, member_id, [o.value for o in REFUSALS], COOLDOWN_WINDOW
+            )
+            if refused >= COOLDOWN_MAX_REFUSALS:
+                # Tell the admins once per window, not on every further attempt.
+                first = not await self.store.count_audit(
+                    guild_id, member_id, [Outcome.COOLDOWN.value], COOLDOWN_WINDOW
+                )
+                result = await self._audited(guild_id, member_id, RedeemResult(Outcome.COOLDOWN))
+                if first:
+                    await publish_safely(self.events, CooldownReached(guild_id, member_id))
+                return result
+
+        try:
+            parsed = parse_key(text)
+        except MalformedKey as exc:
+            return await self._audited(
+                guild_id, member_id, RedeemResult(Outcome.MALFORMED, detail=exc.reason)
+            )
+
+        digest = key_hash(parsed.key)
+        lock = self._key_locks.get((guild_id, digest))
+        if lock is None:
+            lock = self._key_locks[(guild_id, digest)] = asyncio.Lock()
+        async with lock:
+            result = await self._redeem_key(guild_id, member_id, parsed, digest)
+        return await self._audited(guild_id, member_id, result, digest)
+
+    async def _redeem_key(
+        self, guild_id: int, member_id: int, parsed: ParsedKey, digest: str
+    ) -> RedeemResult:
+        games = await self.store.game_roles(guild_id)
+        if not games:
+            return RedeemResult(Outcome.NO_GAMES)
+
+        existing = await self.store.redemptions_by_key(guild_id, digest)
+        if existing:
+            return await self._existing(guild_id, member_id, games, existing)
+
+        match, statuses = await self._find_game(guild_id, games, parsed)
+        if match is None:
+            if _Check.UNKNOWN in statuses:
+                return RedeemResult(Outcome.UNAVAILABLE)
+            if _Check.MISCONFIGURED in statuses:
+                return RedeemResult(Outcome.MISCONFIGURED)
+            return RedeemResult(Outcome.INVALID_KEY)
+
+        game, dkey = match
+        try:
+            redemption = await self.store.add_redemption(
+                guild_id=guild_id,
+                member_id=member_id,
+                game_id=game.game_id,
+                key_id=dkey.id,
+                key_hash=digest,
+                itch_user_id=dkey.owner.id if dkey.owner else None,
+                itch_username=dkey.owner.username if dkey.owner else None,
+                role_id=game.role_id,
+            )
+        except DuplicateRedemption:
+            # Lost a race with another process or a same-key request: decide on what won.
+            existing = await self.store.redemptions_by_key(guild_id, digest)
+            return await self._existing(guild_id, member_id, games, existing)
+
+        applied = await self._apply_role(redemption, "Redeemed an itch.io download key")
+        outcome = Outcome.REDEEMED if applied else Outcome.ROLE_FAILED
+        log.info(
+            "guild=%s member=%s game=%s key=%s outcome=%s",
+            guild_id,
+            member_id,
+            game.game_id,
+            digest[:12],
+            outcome.value,
+        )
+        return RedeemResult(outcome, game=game, redemption=redemption)
+
+    async def _existing(
+        self, guild_id: int, member_id: int, games: list[GameRole], existing: list[Redemption]
+    ) -> RedeemResult:
+        mine = [r for r in existing if r.member_id == member_id]
+        if not mine:
+            holder = existing[0]
+            game = next((g for g in games if g.game_id == holder.game_id), None)
+            return RedeemResult(Outcome.KEY_TAKEN, game=game, holder_id=holder.member_id)
+        redemption = mine[0]
+        game = next((g for g in games if g.game_id == redemption.game_id), None)
+        if game is not None and game.role_id != redemption.role_id:
+            redemption = await self._rebind_role(redemption, game.role_id)
+        applied = await self._apply_role(redemption, "Re-redeemed an itch.io download key")
+        return RedeemResult(
+            Outcome.ALREADY_REDEEMED if applied else Outcome.ROLE_FAILED,
+            game=game,
+            redemption=redemption,
+        )
+
+    async def _rebind_role(self, redemption: Redemption, role_id: int) -> Redemption:
+        # The mapping changed since: the current mapping's role is the one to give.
+        await self.store.set_redemption_role(redemption.id, role_id)
+        return (await self.store.redemptions_by_key(redemption.guild_id, redemption.key_hash))[0]
+
+    async def _find_game(
+        self, guild_id: int, games: list[GameRole], parsed: ParsedKey
+    ) -> tuple[tuple[GameRole, DownloadKey] | None, set[_Check]]:
+        if parsed.game_url:
+            by_url = [g for g in games if normalize_game_url(g.game_url) == parsed.game_url]
+            if by_url:
+                games = by_url
+
+        statuses: set[_Check] = set()
+        if len(games) == 1 or self.itch.idle_capacity() >= len(games):
+            # The budget is idle: ask about every game at once, one round trip of latency.
+            results = await asyncio.gather(*(self._check(g, parsed.key) for g in games))
+            for game, (status, dkey) in zip(games, results, strict=True):
+                statuses.add(status)
+                if status is _Check.MATCH and dkey is not None:
+                    return (game, dkey), statuses
+            return None, statuses
+
+        # The budget is busy: spend it sparingly, most-redeemed games first, stop at a match.
+        counts = await self.store.redemption_counts(guild_id)
+        for game in sorted(games, key=lambda g: -counts.get(g.game_id, 0)):
+            status, dkey = await self._check(game, parsed.key)
+            statuses.add(status)
+            if status is _Check.MATCH and dkey is not None:
+                return (game, dkey), statuses
+        return None, statuses
+
+    async def _check(self, game: GameRole, key: str) -> tuple[_Check, DownloadKey | None]:
+        try:
+            dkey = await self.itch.download_key(game.game_id, key)
+        except ItchMisconfigured:
+            log.error("itch.io rejected the bot's API key (ITCH_API_KEY): check the settings")
+            return _Check.MISCONFIGURED, None
+        except ItchRefused as exc:
+            if any(m in ("invalid download key", "no download key found") for m in exc.messages):
+                return _Check.NO, None
+            log.warning("itch.io refused game %s: %s", game.game_id, "; ".join(exc.messages))
+            return _Check.MISCONFIGURED, None
+        except ItchUnavailable:
+            return _Check.UNKNOWN, None
+        if dkey.game_id != game.game_id:
+            return _Check.NO, None
+        return _Check.MATCH, dkey
+
+    async def _apply_role(self, redemption: Redemption, reason: str) -> bool:
+        result = await self.roles.add_role(
+            redemption.guild_id, redemption.member_id, redemption.role_id, reason
+        )
+        applied = result is RoleResult.OK
+        if applied != redemption.role_applied:
+            await self.store.set_role_applied([redemption.id], applied)
+        if not applied:
+            log.warning(
+                "guild=%s member=%s role=%s could not be added: %s",
+                redemption.guild_id,
+                redemption.member_id,
+                redemption.role_id,
+                result.value,
+            )
+        return applied
+
+    async def _audited(
+        self, guild_id: int, member_id: int, result: RedeemResult, digest: str | None = None
+    ) -> RedeemResult:
+        await self.store.add_audit(
+            guild_id=guild_id,
+            member_id=member_id,
+            action="redeem",
+            outcome=result.outcome.value,
+            game_id=result.game.game_id if result.game else None,
+            key_hash=digest,
+            detail=(
+                f"held by {result.holder_id}" if result.holder_id is not None else result.detail
+            ),
+        )
+        event = _event_for(guild_id, member_id, result, digest)
+        if event is not None:
+            await publish_safely(self.events, event)
+        return result
+
+    # -- admin ------------------------------------------------------------------------------
+
+    async def add_game(
+        self, guild_id: int, game_id: int, role: RoleCandidate, actor_id: int
+    ) -> GameAddResult:
+        if role.is_default:
+            return GameAddResult(GameAddOutcome.ROLE_EVERYONE)
+        if role.managed:
+            return GameAddResult(GameAddOutcome.ROLE_MANAGED)
+        if role.position >= role.bot_top_position:
+            return GameAddResult(GameAddOutcome.ROLE_TOO_HIGH)
+
+        title = url = warning = None
+        try:
+            games = await self.itch.my_games()
+        except ItchMisconfigured:
+            warning = "itch.io rejected the bot's API key, so the game id could not be checked."
+        except (ItchRefused, ItchUnavailable):
+            warning = "itch.io could not be asked about this game id right now."
+        else:
+            found = next((g for g in games if g.id == game_id), None)
+            if found is None:
+                warning = (
+                    f"Game id {game_id} is not among the games of the bot's itch.io API key "
+                    "(my-games): keys for it will be refused until the id is right."
+                )
+            else:
+                title, url = found.title, found.url
+
+        existed = await self.store.game_role(guild_id, game_id) is not None
+        await self.store.set_game_role(guild_id, game_id, role.id, title, url)
+        await self.store.add_audit(
+            guild_id=guild_id,
+            member_id=actor_id,
+            action="game_add",
+            outcome="ok",
+            game_id=game_id,
+            actor_id=actor_id,
+            detail=f"role {role.id}",
+        )
+        return GameAddResult(
+            GameAddOutcome.UPDATED if existed else GameAddOutcome.ADDED,
+            game_title=title,
+            warning=warning,
+        )
+
+    async def remove_game(self, guild_id: int, game_id: int, actor_id: int) -> bool:
+        removed = await self.store.remove_game_role(guild_id, game_id)
+        if removed:
+            await self.store.add_audit(
+                guild_id=guild_id,
+                member_id=actor_id,
+                action="game_remove",
+                outcome="ok",
+                game_id=game_id,
+                actor_id=actor_id,
+            )
+        return removed
+
+    async def list_games(self, guild_id: int) -> list[GameRole]:
+        return await self.store.game_roles(guild_id)
+
+    async def lookup(
+        self, guild_id: int, *, member_id: int | None = None, key_text: str | None = None
+    ) -> list[Redemption]:
+        """Redemptions of a member, of a key (bare or URL), or the latest ones of the guild."""
+        found: list[Redemption] | None = None
+        if key_text is not None:
+            parsed = parse_key(key_text)  # MalformedKey reaches the caller
+            found = await self.store.redemptions_by_key(guild_id, key_hash(parsed.key))
+        if member_id is not None:
+            mine = await self.store.redemptions_by_member(guild_id, member_id)
+            found = mine if found is None else [r for r in found if r.member_id == member_id]
+        if found is None:
+            found = await self.store.recent_redemptions(guild_id, 25)
+        return found
+
+    async def revoke(
+        self, guild_id: int, member_id: int, actor_id: int, game_id: int | None = None
+    ) -> RevokeResult:
+        """Delete the member's links (of one game, or all) and take away the roles they gave."""
+        mine = await self.store.redemptions_by_member(guild_id, member_id)
+        doomed = [r for r in mine if game_id is None or r.game_id == game_id]
+        if not doomed:
+            return RevokeResult()
+        await self.store.delete_redemptions(r.id for r in doomed)
+        kept_roles = {r.role_id for r in mine if r not in doomed}
+        removed: list[int] = []
+        failed: list[int] = []
+        for role_id in sorted({r.role_id for r in doomed} - kept_roles):
+            result = await self.roles.remove_role(
+                guild_id, member_id, role_id, "Redemption revoked by an admin"
+            )
+            if result in (RoleResult.OK, RoleResult.MEMBER_GONE):
+                removed.append(role_id)
+            else:
+                failed.append(role_id)
+        for r in doomed:
+            await self.store.add_audit(
+                guild_id=guild_id,
+                member_id=member_id,
+                action="revoke",
+                outcome="revoked",
+                game_id=r.game_id,
+                key_hash=r.key_hash,
+                actor_id=actor_id,
+            )
+        await publish_safely(
+            self.events,
+            Revoked(
+                guild_id=guild_id,
+                member_id=member_id,
+                actor_id=actor_id,
+                game_ids=tuple(sorted({r.game_id for r in doomed})),
+                role_ids=tuple(removed),
+                reason="revoked by an admin",
+            ),
+        )
+        log.info(
+            "guild=%s member=%s revoked %d redemption(s) by admin %s",
+            guild_id,
+            member_id,
+            len(doomed),
+            actor_id,
+        )
+        return RevokeResult(revoked=doomed, roles_removed=removed, roles_failed=failed)
+
+
+def _event_for(
+    guild_id: int, member_id: int, result: RedeemResult, digest: str | None
+) -> Event | None:
+    fp = digest[:12] if digest else ""
+    match result.outcome:
+        case Outcome.REDEEMED if result.game:
+            return Redeemed(guild_id, member_id, result.game.game_id, result.game.role_id, fp)
+        case Outcome.ROLE_FAILED if result.game:
+            return RoleFailed(guild_id, member_id, result.game.game_id, result.game.role_id)
+        case Outcome.KEY_TAKEN if result.holder_id is not None:
+            game_id = result.game.game_id if result.game else None
+            return KeyShared(guild_id, member_id, result.holder_id, game_id, fp)
+    return None

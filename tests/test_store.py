@@ -1,0 +1,93 @@
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from bot.store import LATEST_SCHEMA_VERSION, DuplicateRedemption, Store
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = await Store.open(tmp_path / "sub" / "bot.db")
+    yield s
+    await s.close()
+
+
+def redemption(**over):
+    base = dict(
+        guild_id=1,
+        member_id=10,
+        game_id=3,
+        key_id=124,
+        key_hash="a" * 64,
+        itch_user_id=None,
+        itch_username=None,
+        role_id=50,
+    )
+    return {**base, **over}
+
+
+async def test_open_applies_migrations_in_wal(tmp_path):
+    path = tmp_path / "sub" / "bot.db"
+    store = await Store.open(path)
+    assert await store.schema_version() == LATEST_SCHEMA_VERSION
+    await store.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"game_roles", "redemptions", "audit"} <= tables
+    raw.close()
+    # Re-opening applies nothing twice.
+    again = await Store.open(path)
+    assert await again.schema_version() == LATEST_SCHEMA_VERSION
+    await again.close()
+
+
+async def test_game_roles_per_guild(store):
+    await store.set_game_role(1, 3, 50, "X-Moon", "https://leafo.itch.io/x-moon")
+    await store.set_game_role(2, 3, 60, None, None)
+    await store.set_game_role(1, 3, 51, "X-Moon", None)  # update
+    games = await store.game_roles(1)
+    assert [(g.game_id, g.role_id) for g in games] == [(3, 51)]
+    assert (await store.game_role(2, 3)).role_id == 60
+    assert await store.remove_game_role(1, 3)
+    assert not await store.remove_game_role(1, 3)
+    assert await store.game_roles(1) == []
+
+
+async def test_redemption_unique_per_guild_game_key(store):
+    r = await store.add_redemption(**redemption())
+    assert r.id and not r.role_applied and r.fingerprint == "a" * 12
+    with pytest.raises(DuplicateRedemption):
+        await store.add_redemption(**redemption(member_id=11))
+    # Same key in another guild or game is a different binding.
+    await store.add_redemption(**redemption(guild_id=2))
+    await store.add_redemption(**redemption(game_id=4))
+    assert len(await store.redemptions_by_key(1, "a" * 64)) == 2
+    assert len(await store.redemptions_by_member(1, 10)) == 2
+    await store.set_role_applied([r.id], True)
+    assert (await store.redemptions_by_key(1, "a" * 64))[0].role_applied
+    await store.delete_redemptions([r.id])
+    assert [x.game_id for x in await store.redemptions_by_member(1, 10)] == [4]
+    assert await store.redemption_counts(1) == {4: 1}
+
+
+async def test_iter_redemptions_in_batches(store):
+    for i in range(25):
+        await store.add_redemption(**redemption(key_hash=f"{i:064x}", guild_id=1 + i % 2))
+    seen = [r async for r in store.iter_redemptions(1, batch=4)]
+    assert len(seen) == 13 and all(r.guild_id == 1 for r in seen)
+    assert len([r async for r in store.iter_redemptions(batch=7)]) == 25
+
+
+async def test_audit_is_append_only(store):
+    await store.add_audit(guild_id=1, member_id=10, action="redeem", outcome="invalid_key")
+    await store.add_audit(guild_id=1, member_id=10, action="redeem", outcome="redeemed")
+    assert await store.count_audit(1, 10, ["invalid_key"], timedelta(minutes=10)) == 1
+    assert await store.count_audit(1, 11, ["invalid_key"], timedelta(minutes=10)) == 0
+    with pytest.raises(sqlite3.DatabaseError):
+        await store._db.execute("UPDATE audit SET outcome='x'")
+    with pytest.raises(sqlite3.DatabaseError):
+        await store._db.execute("DELETE FROM audit")
+    entries = await store.audit_entries(1)
+    assert [e.outcome for e in entries] == ["redeemed", "invalid_key"]
