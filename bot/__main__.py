@@ -9,15 +9,12 @@ import os
 import signal
 import sys
 
-import aiohttp
 import discord
 from dotenv import find_dotenv, load_dotenv
 
-from bot.bot import ItchRoleBot
+from bot.app import application
 from bot.errors import SettingsError
-from bot.itch import ItchClient
 from bot.settings import Settings, load_settings
-from bot.store import Store
 
 log = logging.getLogger("bot")
 
@@ -28,8 +25,10 @@ def setup_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # discord.py's own INFO lines are useful; its DEBUG lines carry payloads, never wanted.
-    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # These libraries' DEBUG lines carry payloads (a member's key in an interaction, SQL
+    # parameters): never wanted, whatever LOG_LEVEL says.
+    for name in ("discord", "aiosqlite"):
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)))
 
 
 def fail(name: str, problem: str) -> int:
@@ -38,34 +37,22 @@ def fail(name: str, problem: str) -> int:
 
 
 async def run_bot(settings: Settings) -> int:
-    async with aiohttp.ClientSession() as session:
-        itch = ItchClient(
-            session,
-            settings.itch_api_key.get(),
-            base_url=settings.itch_api_base,
-            rate_limit=settings.itch_rate_limit,
-            burst=settings.itch_rate_burst,
-        )
-        store = await Store.open(settings.database_path)
+    async with application(settings) as bot:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
         try:
-            async with ItchRoleBot(settings, store, itch) as bot:
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    with contextlib.suppress(NotImplementedError):
-                        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
-                try:
-                    await bot.start(settings.discord_token.get())
-                except discord.LoginFailure:
-                    return fail("DISCORD_TOKEN", "is invalid: Discord rejected it at login")
-                except discord.PrivilegedIntentsRequired:
-                    print(
-                        "Enable the SERVER MEMBERS INTENT for this bot in the Discord developer "
-                        "portal (Bot page, Privileged Gateway Intents), then start again.",
-                        file=sys.stderr,
-                    )
-                    return 2
-        finally:
-            await store.close()
+            await bot.start(settings.discord_token.get())
+        except discord.LoginFailure:
+            return fail("DISCORD_TOKEN", "is invalid: Discord rejected it at login")
+        except discord.PrivilegedIntentsRequired:
+            print(
+                "Enable the SERVER MEMBERS INTENT for this bot in the Discord developer "
+                "portal (Bot page, Privileged Gateway Intents), then start again.",
+                file=sys.stderr,
+            )
+            return 2
     log.info("Stopped cleanly")
     return 0
 

@@ -47,6 +47,9 @@ class Settings:
     itch_rate_limit: float = 8.0
     itch_rate_burst: int = 15
     log_level: str = "INFO"
+    # Where discord.py talks to Discord: only for a proxy or a test double.
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
 
 
 def database_path_from_url(url: str) -> Path:
@@ -108,6 +111,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         )
 
     burst = _positive_float(env, "ITCH_RATE_BURST", 15)
+    discord_api_base = env.get("DISCORD_API_BASE", "").strip() or None
+    if discord_api_base and not discord_api_base.startswith(("http://", "https://")):
+        raise SettingsError("DISCORD_API_BASE", f"must be an http(s) URL, got {discord_api_base!r}")
+    gateway = env.get("DISCORD_GATEWAY_URL", "").strip() or None
+    if gateway and not gateway.startswith(("ws://", "wss://")):
+        raise SettingsError("DISCORD_GATEWAY_URL", f"must be a ws(s) URL, got {gateway!r}")
     return Settings(
         discord_token=discord_token,
         itch_api_key=itch_api_key,
@@ -117,4 +126,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         itch_rate_limit=_positive_float(env, "ITCH_RATE_LIMIT", 8.0),
         itch_rate_burst=max(1, int(burst)),
         log_level=log_level,
+        discord_api_base=discord_api_base,
+        discord_gateway_url=gateway,
     )

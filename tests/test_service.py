@@ -283,8 +283,14 @@ async def test_busy_budget_checks_games_one_at_a_time(store, session, itch, role
     # Game 5 is the most redeemed, so it is asked first when the budget is busy.
     for i in range(3):
         await store.add_redemption(
-            guild_id=GUILD, member_id=1, game_id=5, key_id=i, key_hash=f"{i:064x}",
-            itch_user_id=None, itch_username=None, role_id=505,
+            guild_id=GUILD,
+            member_id=1,
+            game_id=5,
+            key_id=i,
+            key_hash=f"{i:064x}",
+            itch_user_id=None,
+            itch_username=None,
+            role_id=505,
         )
     itch.add_download_key(5, KEY)
     busy = ItchClient(session, itch.api_key, base_url=itch.base_url, rate_limit=50, burst=1)
@@ -295,7 +301,11 @@ async def test_busy_budget_checks_games_one_at_a_time(store, session, itch, role
 
 def role(position=1, **over):
     base = dict(
-        id=ROLE_A, name="Buyer", is_default=False, managed=False, position=position,
+        id=ROLE_A,
+        name="Buyer",
+        is_default=False,
+        managed=False,
+        position=position,
         bot_top_position=5,
     )
     return RoleCandidate(**{**base, **over})

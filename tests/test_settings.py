@@ -62,9 +62,18 @@ def test_invalid_settings_name_the_setting(env, name):
 
 
 def run_module(tmp_path, env_overrides, dotenv=None):
-    env = {k: v for k, v in os.environ.items() if k not in (
-        "DISCORD_TOKEN", "ITCH_API_KEY", "DATABASE_URL", "ITCH_API_BASE", "DISCORD_GUILD_ID",
-    )}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DISCORD_TOKEN",
+            "ITCH_API_KEY",
+            "DATABASE_URL",
+            "ITCH_API_BASE",
+            "DISCORD_GUILD_ID",
+        )
+    }
     env.update(env_overrides)
     if dotenv is not None:
         (tmp_path / ".env").write_text(dotenv)
