@@ -19,6 +19,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/python -m bot
 
+doctor: $(VENV)/.installed
+	$(BIN)/python -m bot doctor
+
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,5 @@
-"""`python -m bot`: start the bot (the default command)."""
+"""`python -m bot`: start the bot (the default command), or run one of the shell commands of
+bot/cli.py (`doctor`, `check-key`, `games`)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,24 @@ import discord
 from dotenv import find_dotenv, load_dotenv
 
 from bot.app import application
+from bot.cli import COMMANDS, USAGE, run_command
 from bot.errors import SettingsError
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger("bot")
 
 
+class OneLineFormatter(logging.Formatter):
+    """One line per event, a traceback included, so journald and `docker logs` keep it whole."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\n", " | ")
+
+
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     # These libraries' DEBUG lines carry payloads (a member's key in an interaction, SQL
     # parameters): never wanted, whatever LOG_LEVEL says.
     for name in ("discord", "aiosqlite"):
@@ -46,6 +53,8 @@ async def run_bot(settings: Settings) -> int:
             await bot.start(settings.discord_token.get())
         except discord.LoginFailure:
             return fail("DISCORD_TOKEN", "is invalid: Discord rejected it at login")
+        except SettingsError as exc:  # found only when used, e.g. OAUTH_LISTEN's port is taken
+            return fail(exc.name, exc.problem)
         except discord.PrivilegedIntentsRequired:
             print(
                 "Enable the SERVER MEMBERS INTENT for this bot in the Discord developer "
@@ -60,11 +69,18 @@ async def run_bot(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     command = args[0] if args else "run"
-    if command != "run":
-        print(f"Unknown command {command!r}. Usage: python -m bot [run]", file=sys.stderr)
+    if command in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if command != "run" and command not in COMMANDS:
+        print(f"Unknown command {command!r}.\n\n{USAGE}", file=sys.stderr)
         return 2
     # The real environment wins over .env.
     load_dotenv(find_dotenv(usecwd=True), override=False)
+    if command != "run":
+        # Their output is for a person at a terminal: only warnings (retries) join it.
+        setup_logging("WARNING")
+        return run_command(command, args[1:], os.environ)
     try:
         settings = load_settings(os.environ)
     except SettingsError as exc:

@@ -26,11 +26,15 @@ def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
 
 @contextlib.asynccontextmanager
 async def application(
-    settings: Settings, *, itch_options: dict[str, Any] | None = None
+    settings: Settings,
+    *,
+    itch_options: dict[str, Any] | None = None,
+    bot_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[ItchRoleBot]:
     """The HTTP session, the store, the itch.io client and the Bot, closed in reverse order.
 
-    `itch_options` tunes the itch.io client's timeouts and retries (tests shorten them)."""
+    `itch_options` tunes the itch.io client's timeouts and retries, `bot_options` discord.py's
+    client (tests shorten both)."""
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
     async with aiohttp.ClientSession() as session:
         itch = ItchClient(
@@ -43,7 +47,7 @@ async def application(
         )
         store = await Store.open(settings.database_path)
         try:
-            async with ItchRoleBot(settings, store, itch) as bot:
+            async with ItchRoleBot(settings, store, itch, **(bot_options or {})) as bot:
                 yield bot
         finally:
             await store.close()

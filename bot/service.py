@@ -10,6 +10,7 @@ import asyncio
 import enum
 import logging
 import weakref
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -28,6 +29,7 @@ from bot.events import (
 )
 from bot.itch import DownloadKey, ItchClient
 from bot.keyparse import ParsedKey, key_hash, normalize_game_url, parse_key
+from bot.sealing import KeySealer, seal_context
 from bot.store import DuplicateRedemption, GameRole, Redemption, Store
 
 log = logging.getLogger(__name__)
@@ -112,10 +114,25 @@ class GameAddResult:
 
 
 @dataclass(frozen=True)
+class ReconcileReport:
+    added: int = 0
+    removed: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
 class RevokeResult:
     revoked: list[Redemption] = field(default_factory=list)
     roles_removed: list[int] = field(default_factory=list)
     roles_failed: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RevokePlan:
+    """What a revocation would do now: the redemptions it deletes, the roles it takes away."""
+
+    redemptions: list[Redemption] = field(default_factory=list)
+    roles: list[int] = field(default_factory=list)
 
 
 class _Check(enum.Enum):
@@ -127,12 +144,18 @@ class _Check(enum.Enum):
 
 class RedemptionService:
     def __init__(
-        self, store: Store, itch: ItchClient, roles: RoleGateway, events: EventSink | None = None
+        self,
+        store: Store,
+        itch: ItchClient,
+        roles: RoleGateway,
+        events: EventSink | None = None,
+        sealer: KeySealer | None = None,
     ) -> None:
         self.store = store
         self.itch = itch
         self.roles = roles
         self.events: EventSink = events or NullSink()
+        self.sealer = sealer
         # One lock per (guild, key) so two members racing for a key are decided one at a time.
         self._key_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -179,7 +202,7 @@ class RedemptionService:
         if not games:
             return RedeemResult(Outcome.NO_GAMES)
 
-        existing = await self.store.redemptions_by_key(guild_id, digest)
+        existing = [r for r in await self.store.redemptions_by_key(guild_id, digest) if r.active]
         if existing:
             return await self._existing(guild_id, member_id, games, existing)
 
@@ -192,6 +215,9 @@ class RedemptionService:
             return RedeemResult(Outcome.INVALID_KEY)
 
         game, dkey = match
+        holder = await self._purchase_holder(guild_id, member_id, game.game_id, dkey)
+        if holder is not None:
+            return RedeemResult(Outcome.KEY_TAKEN, game=game, holder_id=holder)
         try:
             redemption = await self.store.add_redemption(
                 guild_id=guild_id,
@@ -202,10 +228,17 @@ class RedemptionService:
                 itch_user_id=dkey.owner.id if dkey.owner else None,
                 itch_username=dkey.owner.username if dkey.owner else None,
                 role_id=game.role_id,
+                key_sealed=(
+                    self.sealer.seal(parsed.key, context=seal_context(guild_id, game.game_id))
+                    if self.sealer
+                    else None
+                ),
             )
         except DuplicateRedemption:
             # Lost a race with another process or a same-key request: decide on what won.
-            existing = await self.store.redemptions_by_key(guild_id, digest)
+            existing = [
+                r for r in await self.store.redemptions_by_key(guild_id, digest) if r.active
+            ]
             return await self._existing(guild_id, member_id, games, existing)
 
         applied = await self._apply_role(redemption, "Redeemed an itch.io download key")
@@ -239,10 +272,25 @@ class RedemptionService:
             redemption=redemption,
         )
 
+    async def _purchase_holder(
+        self, guild_id: int, member_id: int, game_id: int, dkey: DownloadKey
+    ) -> int | None:
+        """Another member who holds this purchase through their linked itch.io account."""
+        for r in await self.store.redemptions_of_purchase(guild_id, game_id, dkey.id):
+            if r.active and r.member_id != member_id:
+                return r.member_id
+        if dkey.owner is not None:
+            link = await self.store.itch_link_of_account(guild_id, dkey.owner.id)
+            if link is not None and link.member_id != member_id:
+                return link.member_id
+        return None
+
     async def _rebind_role(self, redemption: Redemption, role_id: int) -> Redemption:
         # The mapping changed since: the current mapping's role is the one to give.
         await self.store.set_redemption_role(redemption.id, role_id)
-        return (await self.store.redemptions_by_key(redemption.guild_id, redemption.key_hash))[0]
+        updated = await self.store.redemption(redemption.id)
+        assert updated is not None
+        return updated
 
     async def _find_game(
         self, guild_id: int, games: list[GameRole], parsed: ParsedKey
@@ -348,7 +396,9 @@ class RedemptionService:
             if found is None:
                 warning = (
                     f"Game id {game_id} is not among the games of the bot's itch.io API key "
-                    "(my-games): keys for it will be refused until the id is right."
+                    "(my-games), so keys for it will be refused. The id is the number in the "
+                    "game's edit page URL on itch.io (itch.io/game/edit/ID): link it again with "
+                    "the right id."
                 )
             else:
                 title, url = found.title, found.url
@@ -394,6 +444,11 @@ class RedemptionService:
         if key_text is not None:
             parsed = parse_key(key_text)  # MalformedKey reaches the caller
             found = await self.store.redemptions_by_key(guild_id, key_hash(parsed.key))
+            # The same purchase found through a linked itch.io account shows with it.
+            for r in list(found):
+                if r.key_id is not None:
+                    same = await self.store.redemptions_of_purchase(guild_id, r.game_id, r.key_id)
+                    found += [o for o in same if o not in found]
         if member_id is not None:
             mine = await self.store.redemptions_by_member(guild_id, member_id)
             found = mine if found is None else [r for r in found if r.member_id == member_id]
@@ -401,19 +456,27 @@ class RedemptionService:
             found = await self.store.recent_redemptions(guild_id, 25)
         return found
 
+    async def revoke_plan(
+        self, guild_id: int, member_id: int, game_id: int | None = None
+    ) -> RevokePlan:
+        """What `revoke` would do now, so an admin can confirm it first."""
+        mine = await self.store.redemptions_by_member(guild_id, member_id)
+        doomed = [r for r in mine if game_id is None or r.game_id == game_id]
+        kept_roles = {r.role_id for r in mine if r not in doomed}
+        return RevokePlan(doomed, sorted({r.role_id for r in doomed} - kept_roles))
+
     async def revoke(
         self, guild_id: int, member_id: int, actor_id: int, game_id: int | None = None
     ) -> RevokeResult:
         """Delete the member's links (of one game, or all) and take away the roles they gave."""
-        mine = await self.store.redemptions_by_member(guild_id, member_id)
-        doomed = [r for r in mine if game_id is None or r.game_id == game_id]
+        plan = await self.revoke_plan(guild_id, member_id, game_id)
+        doomed = plan.redemptions
         if not doomed:
             return RevokeResult()
         await self.store.delete_redemptions(r.id for r in doomed)
-        kept_roles = {r.role_id for r in mine if r not in doomed}
         removed: list[int] = []
         failed: list[int] = []
-        for role_id in sorted({r.role_id for r in doomed} - kept_roles):
+        for role_id in plan.roles:
             result = await self.roles.remove_role(
                 guild_id, member_id, role_id, "Redemption revoked by an admin"
             )
@@ -451,6 +514,136 @@ class RedemptionService:
         )
         return RevokeResult(revoked=doomed, roles_removed=removed, roles_failed=failed)
 
+
+    # -- keeping roles true -----------------------------------------------------------------
+
+    async def remove_role_unless_kept(self, redemption: Redemption, reason: str) -> RoleResult:
+        """Take a redemption's role away unless another live redemption gives the same role."""
+        others = await self.store.active_redemptions_by_member(
+            redemption.guild_id, redemption.member_id
+        )
+        if any(r.id != redemption.id and r.role_id == redemption.role_id for r in others):
+            return RoleResult.OK
+        return await self.roles.remove_role(
+            redemption.guild_id, redemption.member_id, redemption.role_id, reason
+        )
+
+    async def restore_member(self, guild_id: int, member_id: int) -> list[int]:
+        """A member came back: give every role their live redemptions hold, without itch.io."""
+        mine = await self.store.active_redemptions_by_member(guild_id, member_id)
+        restored: list[int] = []
+        for role_id in sorted({r.role_id for r in mine}):
+            ids = [r.id for r in mine if r.role_id == role_id]
+            result = await self.roles.add_role(
+                guild_id, member_id, role_id, "Rejoined: restoring an itch.io buyer role"
+            )
+            await self.store.set_role_applied(ids, result is RoleResult.OK)
+            if result is RoleResult.OK:
+                restored.append(role_id)
+        return restored
+
+    async def reconcile_guild(
+        self, guild_id: int, member_roles: Mapping[int, Collection[int]]
+    ) -> ReconcileReport:
+        """Give back recorded roles that present members lack; retry roles still pending.
+
+        `member_roles` is every current member's role ids; members not in it have left and
+        keep their records untouched."""
+        wanted = await self.store.active_roles_by_member(guild_id)
+        added = failed = 0
+        for member_id, roles in wanted.items():
+            have = member_roles.get(member_id)
+            if have is None:
+                continue
+            for role_id, ids in roles.items():
+                if role_id in have:
+                    await self.store.set_role_applied(ids, True)
+                    continue
+                result = await self.roles.add_role(
+                    guild_id, member_id, role_id, "Restoring a recorded itch.io buyer role"
+                )
+                await self.store.set_role_applied(ids, result is RoleResult.OK)
+                if result is RoleResult.OK:
+                    added += 1
+                else:
+                    failed += 1
+        if added or failed:
+            log.info("guild=%s reconciled: %d role(s) added, %d failed", guild_id, added, failed)
+        return ReconcileReport(added=added, failed=failed)
+
+    async def retry_pending(self, guild_id: int) -> ReconcileReport:
+        """Roles Discord refused before (hierarchy, permissions): try them again."""
+        added = failed = 0
+        for r in await self.store.pending_roles(guild_id):
+            result = await self.roles.add_role(
+                guild_id, r.member_id, r.role_id, "Applying a pending itch.io buyer role"
+            )
+            if result is RoleResult.OK:
+                await self.store.set_role_applied([r.id], True)
+                added += 1
+            else:
+                failed += 1
+        return ReconcileReport(added=added, failed=failed)
+
+    async def buyers_of_game(self, guild_id: int, game_id: int) -> list[Redemption]:
+        return await self.store.active_redemptions_of_game(guild_id, game_id)
+
+    async def grant_game_role_to_buyers(
+        self, guild_id: int, game_id: int, actor_id: int
+    ) -> ReconcileReport:
+        """After a mapping change: every live redemption of the game gets the mapped role."""
+        game = await self.store.game_role(guild_id, game_id)
+        if game is None:
+            return ReconcileReport()
+        await self.store.set_game_redemptions_role(guild_id, game_id, game.role_id)
+        added = failed = 0
+        for r in await self.store.active_redemptions_of_game(guild_id, game_id):
+            result = await self.roles.add_role(
+                guild_id, r.member_id, game.role_id, "itch.io game linked to a new buyer role"
+            )
+            await self.store.set_role_applied([r.id], result is RoleResult.OK)
+            if result is RoleResult.OK:
+                added += 1
+            elif result is not RoleResult.MEMBER_GONE:
+                failed += 1
+        await self.store.add_audit(
+            guild_id=guild_id,
+            member_id=actor_id,
+            action="game_grant",
+            outcome="ok",
+            game_id=game_id,
+            actor_id=actor_id,
+            detail=f"{added} granted, {failed} failed",
+        )
+        return ReconcileReport(added=added, failed=failed)
+
+    async def remove_game_role_from_buyers(
+        self, guild_id: int, game_id: int, actor_id: int
+    ) -> ReconcileReport:
+        """After unlinking a game: take its role from its buyers, unless kept by another."""
+        removed = failed = 0
+        buyers = await self.store.active_redemptions_of_game(guild_id, game_id)
+        for r in buyers:
+            others = await self.store.active_redemptions_by_member(guild_id, r.member_id)
+            if any(o.game_id != game_id and o.role_id == r.role_id for o in others):
+                continue
+            result = await self.roles.remove_role(
+                guild_id, r.member_id, r.role_id, "itch.io game unlinked by an admin"
+            )
+            if result in (RoleResult.OK, RoleResult.MEMBER_GONE):
+                removed += 1
+            else:
+                failed += 1
+        await self.store.add_audit(
+            guild_id=guild_id,
+            member_id=actor_id,
+            action="game_ungrant",
+            outcome="ok",
+            game_id=game_id,
+            actor_id=actor_id,
+            detail=f"{removed} removed, {failed} failed",
+        )
+        return ReconcileReport(removed=removed, failed=failed)
 
 def _event_for(
     guild_id: int, member_id: int, result: RedeemResult, digest: str | None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -24,7 +24,8 @@ def _ts(dt: datetime) -> str:
 
 
 def _parse_ts(raw: str) -> datetime:
-    return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # fromisoformat reads what _ts writes (Z included) many times faster than strptime.
+    return datetime.fromisoformat(raw)
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,22 @@ class Redemption:
     role_id: int
     role_applied: bool
     created_at: datetime
+    status: str = "active"
+    checked_at: datetime | None = None
+    key_sealed: bytes | None = field(default=None, repr=False)
 
     @property
     def fingerprint(self) -> str:
         return self.key_hash[:12]
+
+    @property
+    def by_account(self) -> bool:
+        """Found through the member's linked itch.io account rather than a redeemed key."""
+        return self.key_hash.startswith(ACCOUNT_KEY_PREFIX)
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
 
 
 @dataclass(frozen=True)
@@ -70,8 +83,49 @@ class AuditEntry:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit entries an admin asked for; empty means "any"."""
+
+    member_id: int | None = None
+    game_id: int | None = None
+    outcomes: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GameActivity:
+    """Active redemptions of one game: counts within each window asked for, then all time."""
+
+    game_id: int
+    redemptions: tuple[int, ...]
+    buyers: tuple[int, ...]  # distinct members
+
+
+# The key_hash of a redemption by linked account: never a hex digest, so never a real key's.
+ACCOUNT_KEY_PREFIX = "account:"
+
+
+def account_key_hash(itch_user_id: int) -> str:
+    return f"{ACCOUNT_KEY_PREFIX}{itch_user_id}"
+
+
+@dataclass(frozen=True)
+class ItchLink:
+    guild_id: int
+    member_id: int
+    itch_user_id: int
+    itch_username: str | None
+    created_at: datetime
+    checked_at: datetime
+
+
 class DuplicateRedemption(Exception):
     """The (guild, game, key) is already bound: raised by add_redemption on a race."""
+
+
+class AccountTaken(Exception):
+    """The itch.io account is already linked to another member of the guild."""
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -88,7 +142,7 @@ LATEST_SCHEMA_VERSION = max(v for v, _ in _migrations())
 
 _REDEMPTION_COLUMNS = (
     "id, guild_id, member_id, game_id, key_id, key_hash, itch_user_id, itch_username, "
-    "role_id, role_applied, created_at"
+    "role_id, role_applied, created_at, status, checked_at, key_sealed"
 )
 _AUDIT_COLUMNS = (
     "id, guild_id, member_id, action, outcome, game_id, key_hash, actor_id, detail, created_at"
@@ -108,7 +162,17 @@ def _redemption(row: sqlite3.Row | tuple) -> Redemption:
         role_id=row[8],
         role_applied=bool(row[9]),
         created_at=_parse_ts(row[10]),
+        status=row[11],
+        checked_at=_parse_ts(row[12]) if row[12] else None,
+        key_sealed=row[13],
     )
+
+
+_LINK_COLUMNS = "guild_id, member_id, itch_user_id, itch_username, created_at, checked_at"
+
+
+def _link(row: sqlite3.Row | tuple) -> ItchLink:
+    return ItchLink(*row[:4], created_at=_parse_ts(row[4]), checked_at=_parse_ts(row[5]))
 
 
 def _audit(row: sqlite3.Row | tuple) -> AuditEntry:
@@ -123,7 +187,9 @@ class Store:
         self.path = path
 
     @classmethod
-    async def open(cls, path: Path | str) -> Store:
+    async def open(cls, path: Path | str, *, migrate: bool = True) -> Store:
+        """Open (creating it if needed) and migrate; `migrate=False` leaves the schema as it is
+        (the doctor reads the version without changing it)."""
         path = Path(path)
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +201,8 @@ class Store:
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=5000")
-            await store.migrate()
+            if migrate:
+                await store.migrate()
         except BaseException:
             await db.close()
             raise
@@ -188,6 +255,15 @@ class Store:
             rows = await cur.fetchall()
         return [GameRole(*r[:5], created_at=_parse_ts(r[5])) for r in rows]
 
+    async def all_game_roles(self) -> list[GameRole]:
+        """Every guild's game→role links, by guild then game."""
+        async with self._db.execute(
+            "SELECT guild_id, game_id, role_id, game_title, game_url, created_at FROM game_roles"
+            " ORDER BY guild_id, game_id"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [GameRole(*r[:5], created_at=_parse_ts(r[5])) for r in rows]
+
     async def game_role(self, guild_id: int, game_id: int) -> GameRole | None:
         return next((g for g in await self.game_roles(guild_id) if g.game_id == game_id), None)
 
@@ -211,27 +287,40 @@ class Store:
         itch_user_id: int | None,
         itch_username: str | None,
         role_id: int,
+        key_sealed: bytes | None = None,
     ) -> Redemption:
-        try:
-            cur = await self._db.execute(
-                f"INSERT INTO redemptions ({_REDEMPTION_COLUMNS}) VALUES"
-                " (NULL, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING " + _REDEMPTION_COLUMNS,
-                (
-                    guild_id,
-                    member_id,
-                    game_id,
-                    key_id,
-                    key_hash,
-                    itch_user_id,
-                    itch_username,
-                    role_id,
-                    _ts(utcnow()),
-                ),
-            )
-            row = await cur.fetchone()
-            await cur.close()
-        except sqlite3.IntegrityError as exc:
-            raise DuplicateRedemption from exc
+        """Bind a key; a revoked binding of the same key (itch.io accepts it again) is reused."""
+        now = _ts(utcnow())
+        cur = await self._db.execute(
+            "INSERT INTO redemptions (guild_id, member_id, game_id, key_id, key_hash,"
+            " itch_user_id, itch_username, role_id, role_applied, created_at, status,"
+            " checked_at, key_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 'active', ?, ?)"
+            " ON CONFLICT (guild_id, game_id, key_hash) DO UPDATE SET"
+            " member_id=excluded.member_id, key_id=excluded.key_id,"
+            " itch_user_id=excluded.itch_user_id, itch_username=excluded.itch_username,"
+            " role_id=excluded.role_id, role_applied=0, created_at=excluded.created_at,"
+            " status='active', revoked_at=NULL, checked_at=excluded.checked_at,"
+            " key_sealed=excluded.key_sealed"
+            " WHERE redemptions.status='revoked'"
+            " RETURNING " + _REDEMPTION_COLUMNS,
+            (
+                guild_id,
+                member_id,
+                game_id,
+                key_id,
+                key_hash,
+                itch_user_id,
+                itch_username,
+                role_id,
+                now,
+                now,
+                key_sealed,
+            ),
+        )
+        row = await cur.fetchone()
+        await cur.close()
+        if row is None:  # an active binding already holds this key
+            raise DuplicateRedemption
         return _redemption(row)
 
     async def set_role_applied(self, redemption_ids: Iterable[int], applied: bool) -> None:
@@ -304,6 +393,107 @@ class Store:
             marks = ",".join("?" * len(ids))
             await self._db.execute(f"DELETE FROM redemptions WHERE id IN ({marks})", ids)
 
+    # -- keeping roles true ------------------------------------------------------------------
+
+    async def active_redemptions_by_member(self, guild_id: int, member_id: int) -> list[Redemption]:
+        return [r for r in await self.redemptions_by_member(guild_id, member_id) if r.active]
+
+    async def redemption(self, redemption_id: int) -> Redemption | None:
+        async with self._db.execute(
+            f"SELECT {_REDEMPTION_COLUMNS} FROM redemptions WHERE id=?", (redemption_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return _redemption(row) if row else None
+
+    async def redemption_ids_to_check(
+        self,
+        *,
+        guild_id: int | None = None,
+        member_id: int | None = None,
+        last_checked_before: datetime | None = None,
+    ) -> list[int]:
+        """Active redemptions (of a guild or member), oldest check first; ids only."""
+        where = ["status='active'"]
+        args: list[object] = []
+        if guild_id is not None:
+            where.append("guild_id=?")
+            args.append(guild_id)
+        if member_id is not None:
+            where.append("member_id=?")
+            args.append(member_id)
+        if last_checked_before is not None:
+            where.append("COALESCE(checked_at, created_at) < ?")
+            args.append(_ts(last_checked_before))
+        sql = (
+            f"SELECT id FROM redemptions WHERE {' AND '.join(where)}"
+            " ORDER BY COALESCE(checked_at, created_at), id"
+        )
+        async with self._db.execute(sql, args) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def mark_checked(
+        self, redemption_id: int, itch_user_id: int | None, itch_username: str | None
+    ) -> None:
+        await self._db.execute(
+            "UPDATE redemptions SET checked_at=?, itch_user_id=COALESCE(?, itch_user_id),"
+            " itch_username=COALESCE(?, itch_username) WHERE id=? AND status='active'",
+            (_ts(utcnow()), itch_user_id, itch_username, redemption_id),
+        )
+
+    async def mark_revoked(self, redemption_id: int) -> bool:
+        now = _ts(utcnow())
+        cur = await self._db.execute(
+            "UPDATE redemptions SET status='revoked', revoked_at=?, checked_at=?, role_applied=0"
+            " WHERE id=? AND status='active'",
+            (now, now, redemption_id),
+        )
+        return cur.rowcount > 0
+
+    async def pending_roles(self, guild_id: int | None = None) -> list[Redemption]:
+        """Active redemptions whose role Discord has not accepted yet."""
+        sql = (
+            f"SELECT {_REDEMPTION_COLUMNS} FROM redemptions"
+            " WHERE status='active' AND role_applied=0"
+        )
+        args: tuple = ()
+        if guild_id is not None:
+            sql += " AND guild_id=?"
+            args = (guild_id,)
+        async with self._db.execute(sql + " ORDER BY id", args) as cur:
+            return [_redemption(r) for r in await cur.fetchall()]
+
+    async def active_roles_by_member(self, guild_id: int) -> dict[int, dict[int, list[int]]]:
+        """member -> role -> redemption ids, for every active redemption of a guild."""
+        out: dict[int, dict[int, list[int]]] = {}
+        async with self._db.execute(
+            "SELECT member_id, role_id, id FROM redemptions WHERE guild_id=? AND status='active'",
+            (guild_id,),
+        ) as cur:
+            async for member_id, role_id, rid in cur:
+                out.setdefault(member_id, {}).setdefault(role_id, []).append(rid)
+        return out
+
+    async def guilds_with_redemptions(self) -> list[int]:
+        async with self._db.execute(
+            "SELECT DISTINCT guild_id FROM redemptions WHERE status='active'"
+        ) as cur:
+            return [r[0] for r in await cur.fetchall()]
+
+    async def active_redemptions_of_game(self, guild_id: int, game_id: int) -> list[Redemption]:
+        async with self._db.execute(
+            f"SELECT {_REDEMPTION_COLUMNS} FROM redemptions"
+            " WHERE guild_id=? AND game_id=? AND status='active' ORDER BY id",
+            (guild_id, game_id),
+        ) as cur:
+            return [_redemption(r) for r in await cur.fetchall()]
+
+    async def set_game_redemptions_role(self, guild_id: int, game_id: int, role_id: int) -> None:
+        await self._db.execute(
+            "UPDATE redemptions SET role_id=?, role_applied=0"
+            " WHERE guild_id=? AND game_id=? AND status='active' AND role_id<>?",
+            (role_id, guild_id, game_id, role_id),
+        )
+
     # -- audit ------------------------------------------------------------------------------
 
     async def add_audit(
@@ -352,3 +542,207 @@ class Store:
             (guild_id, limit),
         ) as cur:
             return [_audit(r) for r in await cur.fetchall()]
+
+    # -- admin views: every query is of one guild -------------------------------------------
+
+    async def log_channel(self, guild_id: int) -> int | None:
+        async with self._db.execute(
+            "SELECT log_channel_id FROM guild_settings WHERE guild_id=?", (guild_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def set_log_channel(self, guild_id: int, channel_id: int | None) -> None:
+        await self._db.execute(
+            "INSERT INTO guild_settings (guild_id, log_channel_id) VALUES (?, ?)"
+            " ON CONFLICT (guild_id) DO UPDATE SET log_channel_id=excluded.log_channel_id",
+            (guild_id, channel_id),
+        )
+
+    @staticmethod
+    def _audit_where(guild_id: int, wanted: AuditFilter) -> tuple[str, list[object]]:
+        where, args = ["guild_id=?"], [guild_id]
+        if wanted.member_id is not None:
+            where.append("member_id=?")
+            args.append(wanted.member_id)
+        if wanted.game_id is not None:
+            where.append("game_id=?")
+            args.append(wanted.game_id)
+        for column, values in (("outcome", wanted.outcomes), ("action", wanted.actions)):
+            if values:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args.extend(values)
+        return " AND ".join(where), args
+
+    async def audit_page(
+        self, guild_id: int, wanted: AuditFilter, *, before_id: int | None = None, limit: int = 10
+    ) -> list[AuditEntry]:
+        """Matching entries, newest first, older than `before_id` (keyset paging)."""
+        where, args = self._audit_where(guild_id, wanted)
+        if before_id is not None:
+            where += " AND id<?"
+            args.append(before_id)
+        async with self._db.execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY id DESC LIMIT ?",
+            (*args, limit),
+        ) as cur:
+            return [_audit(r) for r in await cur.fetchall()]
+
+    async def count_audit_matching(self, guild_id: int, wanted: AuditFilter) -> int:
+        where, args = self._audit_where(guild_id, wanted)
+        async with self._db.execute(f"SELECT COUNT(*) FROM audit WHERE {where}", args) as cur:
+            row = await cur.fetchone()
+        return int(row[0])
+
+    async def iter_audit(self, guild_id: int, batch: int = 1000) -> AsyncIterator[AuditEntry]:
+        """Every audit entry of a guild, in id order, a batch at a time."""
+        last = 0
+        while True:
+            async with self._db.execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE guild_id=? AND id>? ORDER BY id LIMIT ?",
+                (guild_id, last, batch),
+            ) as cur:
+                rows = await cur.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _audit(row)
+            last = rows[-1][0]
+
+    async def game_activity(self, guild_id: int, since: Sequence[datetime]) -> list[GameActivity]:
+        """Active redemptions and distinct buyers per game, within each `since`, then in all."""
+        windows = "".join(
+            ", SUM(created_at>=?), COUNT(DISTINCT CASE WHEN created_at>=? THEN member_id END)"
+            for _ in since
+        )
+        args: list[object] = [_ts(s) for s in since for _ in range(2)]
+        async with self._db.execute(
+            f"SELECT game_id{windows}, COUNT(*), COUNT(DISTINCT member_id) FROM redemptions"
+            " WHERE guild_id=? AND status='active' GROUP BY game_id ORDER BY game_id",
+            (*args, guild_id),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            GameActivity(
+                game_id=row[0],
+                redemptions=tuple(int(n or 0) for n in row[1::2]),
+                buyers=tuple(int(n or 0) for n in row[2::2]),
+            )
+            for row in rows
+        ]
+
+    async def audit_counts_by_game(
+        self, guild_id: int, outcomes: Iterable[str], since: Sequence[datetime]
+    ) -> dict[int | None, tuple[int, ...]]:
+        """Audit entries with these outcomes per game (None: no game), within each `since`,
+        then in all."""
+        wanted = list(outcomes)
+        windows = "".join(", SUM(created_at>=?)" for _ in since)
+        async with self._db.execute(
+            f"SELECT game_id{windows}, COUNT(*) FROM audit WHERE guild_id=?"
+            f" AND outcome IN ({','.join('?' * len(wanted))}) GROUP BY game_id",
+            (*(_ts(s) for s in since), guild_id, *wanted),
+        ) as cur:
+            return {row[0]: tuple(int(n or 0) for n in row[1:]) for row in await cur.fetchall()}
+
+    async def count_pending_roles(self, guild_id: int) -> int:
+        async with self._db.execute(
+            "SELECT COUNT(*) FROM redemptions"
+            " WHERE guild_id=? AND status='active' AND role_applied=0",
+            (guild_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0])
+
+    async def members_with_redemptions(
+        self, guild_id: int, game_ids: Iterable[int], member_ids: Iterable[int]
+    ) -> set[int]:
+        """Which of these members hold an active redemption of any of these games."""
+        games = list(game_ids)
+        members = list(member_ids)
+        found: set[int] = set()
+        if not games:
+            return found
+        game_marks = ",".join("?" * len(games))
+        for start in range(0, len(members), 500):
+            chunk = members[start : start + 500]
+            async with self._db.execute(
+                "SELECT DISTINCT member_id FROM redemptions WHERE guild_id=? AND status='active'"
+                f" AND game_id IN ({game_marks}) AND member_id IN ({','.join('?' * len(chunk))})",
+                (guild_id, *games, *chunk),
+            ) as cur:
+                found.update(r[0] for r in await cur.fetchall())
+        return found
+
+    # -- itch.io account links --------------------------------------------------------------
+
+    async def itch_link(self, guild_id: int, member_id: int) -> ItchLink | None:
+        return await self._one_link("guild_id=? AND member_id=?", (guild_id, member_id))
+
+    async def itch_link_of_account(self, guild_id: int, itch_user_id: int) -> ItchLink | None:
+        return await self._one_link("guild_id=? AND itch_user_id=?", (guild_id, itch_user_id))
+
+    async def _one_link(self, where: str, args: tuple) -> ItchLink | None:
+        async with self._db.execute(
+            f"SELECT {_LINK_COLUMNS} FROM itch_links WHERE {where}", args
+        ) as cur:
+            row = await cur.fetchone()
+        return _link(row) if row else None
+
+    async def set_itch_link(
+        self, guild_id: int, member_id: int, itch_user_id: int, itch_username: str | None
+    ) -> ItchLink:
+        """Link a member's itch.io account (replacing theirs); AccountTaken if someone else's."""
+        now = _ts(utcnow())
+        try:
+            cur = await self._db.execute(
+                f"INSERT INTO itch_links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (guild_id, member_id) DO UPDATE SET"
+                " created_at=CASE WHEN itch_user_id=excluded.itch_user_id THEN created_at"
+                " ELSE excluded.created_at END,"
+                " itch_user_id=excluded.itch_user_id, itch_username=excluded.itch_username,"
+                " checked_at=excluded.checked_at"
+                f" RETURNING {_LINK_COLUMNS}",
+                (guild_id, member_id, itch_user_id, itch_username, now, now),
+            )
+            row = await cur.fetchone()
+            await cur.close()
+        except sqlite3.IntegrityError as exc:  # UNIQUE (guild_id, itch_user_id)
+            raise AccountTaken from exc
+        return _link(row)
+
+    async def delete_itch_link(self, guild_id: int, member_id: int) -> ItchLink | None:
+        cur = await self._db.execute(
+            f"DELETE FROM itch_links WHERE guild_id=? AND member_id=? RETURNING {_LINK_COLUMNS}",
+            (guild_id, member_id),
+        )
+        row = await cur.fetchone()
+        await cur.close()
+        return _link(row) if row else None
+
+    async def redemptions_of_purchase(
+        self, guild_id: int, game_id: int, key_id: int
+    ) -> list[Redemption]:
+        """Every redemption of one itch.io download key, by key or by account."""
+        async with self._db.execute(
+            f"SELECT {_REDEMPTION_COLUMNS} FROM redemptions"
+            " WHERE guild_id=? AND game_id=? AND key_id=? ORDER BY id",
+            (guild_id, game_id, key_id),
+        ) as cur:
+            return [_redemption(r) for r in await cur.fetchall()]
+
+    async def use_oauth_nonce(self, nonce: str, expires_at: datetime) -> bool:
+        """Mark a state's nonce used; False when it already was (a replay)."""
+        await self._db.execute("DELETE FROM oauth_nonces WHERE expires_at<?", (_ts(utcnow()),))
+        try:
+            await self._db.execute(
+                "INSERT INTO oauth_nonces (nonce, expires_at) VALUES (?, ?)",
+                (nonce, _ts(expires_at)),
+            )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    async def release_oauth_nonce(self, nonce: str) -> None:
+        """Make a state usable again (its use was cut short before anything was recorded)."""
+        await self._db.execute("DELETE FROM oauth_nonces WHERE nonce=?", (nonce,))

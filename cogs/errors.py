@@ -39,7 +39,10 @@ class Errors(commands.Cog):
     ) -> None:
         original = getattr(error, "original", error)
         if isinstance(error, NotAdmin):
-            text = "This command is for server admins: it needs the **Manage Server** permission."
+            text = (
+                "This command is for server admins: it needs the **Manage Server** permission. "
+                "Ask a server admin if you need it done."
+            )
         elif isinstance(error, app_commands.NoPrivateMessage):
             text = "This command works inside a server, not in direct messages."
         elif isinstance(original, MalformedKey):

@@ -24,11 +24,15 @@ class Redeem(commands.Cog):
     @app_commands.describe(key="Your itch.io download key, or the whole download URL")
     async def redeem(self, interaction: discord.Interaction, key: str) -> None:
         """Redeem your itch.io download key to get the game's buyer role."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        result = await self.bot.service.redeem(
-            interaction.guild_id, interaction.user.id, key, cooldown_exempt=is_admin(interaction)
-        )
-        await interaction.edit_original_response(embed=redeem_embed(result))
+        async with self.bot.busy():
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            result = await self.bot.service.redeem(
+                interaction.guild_id,
+                interaction.user.id,
+                key,
+                cooldown_exempt=is_admin(interaction),
+            )
+            await interaction.edit_original_response(embed=redeem_embed(result))
 
 
 async def setup(bot: ItchRoleBot) -> None:

@@ -91,3 +91,28 @@ async def test_audit_is_append_only(store):
         await store._db.execute("DELETE FROM audit")
     entries = await store.audit_entries(1)
     assert [e.outcome for e in entries] == ["redeemed", "invalid_key"]
+
+
+async def test_revoked_binding_can_be_taken_again(store):
+    r = await store.add_redemption(**redemption())
+    assert await store.mark_revoked(r.id)
+    assert not await store.mark_revoked(r.id)  # only once
+    (row,) = await store.redemptions_by_key(1, "a" * 64)
+    assert row.status == "revoked" and not row.active
+    again = await store.add_redemption(**redemption(member_id=11))
+    assert again.id == r.id and again.member_id == 11 and again.active
+    with pytest.raises(DuplicateRedemption):
+        await store.add_redemption(**redemption(member_id=12))
+
+
+async def test_ids_to_check_and_pending(store):
+    a = await store.add_redemption(**redemption())
+    b = await store.add_redemption(**redemption(key_hash="b" * 64, member_id=11))
+    await store.set_role_applied([a.id], True)
+    assert [r.id for r in await store.pending_roles(1)] == [b.id]
+    assert await store.redemption_ids_to_check(guild_id=1) == [a.id, b.id]
+    assert await store.redemption_ids_to_check(guild_id=1, member_id=11) == [b.id]
+    assert await store.redemption_ids_to_check(guild_id=2) == []
+    await store.mark_revoked(a.id)
+    assert await store.redemption_ids_to_check(guild_id=1) == [b.id]
+    assert await store.active_roles_by_member(1) == {11: {50: [b.id]}}

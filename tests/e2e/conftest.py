@@ -36,6 +36,9 @@ FAST_ITCH = {
     "deadline": 3.0,
 }
 
+# discord.py waits this long after the last GUILD_CREATE before on_ready (2 s by default).
+FAST_DISCORD = {"guild_ready_timeout": 0.05}
+
 
 @dataclass
 class World:
@@ -56,6 +59,7 @@ class World:
             discord_guild_id=None,
             itch_rate_limit=100.0,
             itch_rate_burst=20,
+            recheck_interval_hours=0,
             discord_api_base=self.discord.base_url,
             discord_gateway_url=self.discord.gateway_url,
         )
@@ -65,7 +69,9 @@ class World:
     async def running(self, **settings_over) -> AsyncIterator[ItchRoleBot]:
         """Start the bot as `python -m bot` would, wait until Discord sent it READY."""
         readies = self.discord.ready_count
-        async with application(self.settings(**settings_over), itch_options=FAST_ITCH) as bot:
+        async with application(
+            self.settings(**settings_over), itch_options=FAST_ITCH, bot_options=FAST_DISCORD
+        ) as bot:
             self.bot = bot
             task = asyncio.create_task(bot.start(self.discord.token))
             try:
@@ -88,6 +94,25 @@ class World:
         opts = [{"name": k, "value": v} for k, v in options.items() if v is not None]
         handle = await self.slash(user_id, "keys", opts, subcommand=list(path), guild=guild)
         return handle, await handle.final()
+
+    async def settled(self, handle, busy_title: str, within: float = 15.0) -> dict:
+        """The interaction's message once it no longer shows `busy_title` (progress edits)."""
+        await handle.final(within)
+
+        def done():
+            message = handle.message or {}
+            embeds = message.get("embeds") or [{}]
+            return message if embeds[0].get("title") != busy_title else None
+
+        return await self.discord._wait_until(done, within, f"{busy_title!r} to finish")
+
+    async def press(self, user_id, message: dict, label: str, guild=GUILD):
+        """Press the button with this label on a message the bot sent."""
+        for row in message.get("components") or []:
+            for item in row.get("components", []):
+                if item.get("label") == label:
+                    return await self.discord.click(guild, user_id, message, item["custom_id"])
+        raise LookupError(f"no button {label!r} on the message")
 
     def itch_key_requests(self):
         return [r for r in self.itch.requests if "download_keys" in r.path]

@@ -13,6 +13,7 @@ from tests.e2e.conftest import (
     BUYER_B,
     GAME_A,
     GAME_B,
+    GENERAL,
     GUILD,
     HIGH_ROLE,
     KEY,
@@ -35,6 +36,19 @@ def body(final) -> str:
     parts = [e.get("title", ""), e.get("description", "")]
     parts += [f["name"] + " " + f["value"] for f in e.get("fields", [])]
     return "\n".join(parts)
+
+
+async def revoke(world, **options):
+    """/keys revoke, confirmed with its Revoke button when it asks."""
+    _, final = await world.keys(ADMIN, "revoke", **options)
+    button = next(
+        (c for row in final["components"] for c in row["components"] if c["label"] == "Revoke"),
+        None,
+    )
+    if button is None:
+        return final
+    click = await world.discord.click(GUILD, ADMIN, final, button["custom_id"])
+    return await click.final()
 
 
 async def test_commands_registered_with_admin_default_permission(world, bot):
@@ -114,7 +128,7 @@ async def test_revoke_deletes_links_and_removes_roles(linked):
     await world.redeem(ALICE, KEY)
     await world.redeem(ALICE, KEY_B)
     assert {BUYER_A, BUYER_B} <= world.guild.member_roles(ALICE)
-    _, final = await world.keys(ADMIN, "revoke", member=str(ALICE), game_id=GAME_A)
+    final = await revoke(world, member=str(ALICE), game_id=GAME_A)
     assert embed(final)["title"] == "Revoked"
     assert BUYER_A not in world.guild.member_roles(ALICE)
     assert BUYER_B in world.guild.member_roles(ALICE)
@@ -123,10 +137,10 @@ async def test_revoke_deletes_links_and_removes_roles(linked):
     assert [r.game_id for r in await world.bot.store.redemptions_by_member(GUILD, ALICE)] == [
         GAME_B
     ]
-    _, final = await world.keys(ADMIN, "revoke", member=str(ALICE))
+    final = await revoke(world, member=str(ALICE))
     assert BUYER_B not in world.guild.member_roles(ALICE)
     assert await world.bot.store.redemptions_by_member(GUILD, ALICE) == []
-    _, final = await world.keys(ADMIN, "revoke", member=str(ALICE))
+    final = await revoke(world, member=str(ALICE))
     assert embed(final)["title"] == "Nothing to revoke"
 
 
@@ -138,6 +152,13 @@ async def test_revoke_deletes_links_and_removes_roles(linked):
         (("game", "list"), {}),
         (("lookup",), {"member": str(ALICE)}),
         (("revoke",), {"member": str(ALICE)}),
+        (("audit",), {}),
+        (("audit",), {"member": str(ALICE), "outcome": "redeemed", "limit": 5}),
+        (("stats",), {}),
+        (("export",), {}),
+        (("export",), {"audit": True}),
+        (("log-channel",), {"channel": str(GENERAL)}),
+        (("log-channel",), {}),
     ],
 )
 async def test_non_admin_refused_at_run_time(linked, path, options):
@@ -154,6 +175,10 @@ async def test_non_admin_refused_at_run_time(linked, path, options):
     assert BUYER_A in world.guild.member_roles(ALICE)
     new = world.discord.requests[before_requests:]
     assert not [r for r in new if "/roles/" in r.path]
+    # No log channel set, no post, no file, no buttons.
+    assert await world.bot.store.log_channel(GUILD) is None
+    assert not [r for r in new if r.files or r.path.startswith("/channels/")]
+    assert not final.get("components")
 
 
 async def test_admin_of_another_guild_sees_nothing_here(linked):

@@ -340,6 +340,12 @@ class FakeGuild:
         self._event("CHANNEL_CREATE", copy.deepcopy(channel))
         return channel
 
+    def move_role(self, role_id: int, position: int) -> None:
+        """An admin drags a role in Server Settings → Roles (GUILD_ROLE_UPDATE)."""
+        role = self.roles[role_id]
+        role["position"] = position
+        self._event("GUILD_ROLE_UPDATE", {"guild_id": str(self.id), "role": copy.deepcopy(role)})
+
     def set_bot_permissions(self, permissions: int) -> None:
         """Change the permissions of the bot's managed role."""
         role = self.roles[self.bot_role_id]
@@ -606,7 +612,8 @@ class FakeDiscord:
     # ====================================================================================
 
     async def start(self) -> None:
-        app = web.Application()
+        # Like Discord, accept uploads up to the attachment limit (aiohttp stops at 1 MiB).
+        app = web.Application(client_max_size=2 * _ATTACHMENT_SIZE_LIMIT)
         app.router.add_get("/", self._gateway_handler)
         app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._cdn)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest_handler)
@@ -1313,6 +1320,7 @@ class FakeDiscord:
             ("GET", "/gateway", self._get_gateway, False),
             ("GET", "/gateway/bot", self._get_gateway_bot, True),
             ("GET", "/users/@me", self._get_me, True),
+            ("GET", "/users/@me/guilds", self._get_my_guilds, True),
             ("POST", "/users/@me/channels", self._create_dm, True),
             ("GET", rf"/users/(?P<user_id>{snow})", self._get_user, True),
             ("GET", "/applications/@me", self._get_application, True),
@@ -1439,6 +1447,24 @@ class FakeDiscord:
     async def _get_me(self, record: RecordedRequest) -> tuple[int, Any]:
         me = {**self.bot_user(), "verified": True, "mfa_enabled": False, "flags": 0}
         return 200, {**me, "email": None, "locale": "en-US", "premium_type": 0}
+
+    async def _get_my_guilds(self, record: RecordedRequest) -> tuple[int, Any]:
+        """Partial guilds of the bot, by id, `after`-paginated, with its base permissions."""
+        limit = max(1, min(200, int(record.query.get("limit", 200))))
+        after = int(record.query.get("after", 0))
+        ids = sorted(gid for gid in self.guilds if gid > after)[:limit]
+        return 200, [
+            {
+                "id": str(gid),
+                "name": self.guilds[gid].name,
+                "icon": None,
+                "banner": None,
+                "owner": self.guilds[gid].owner_id == self.bot_user_id,
+                "permissions": str(self.guilds[gid].base_permissions(self.bot_user_id)),
+                "features": [],
+            }
+            for gid in ids
+        ]
 
     async def _get_user(self, record: RecordedRequest, user_id: str) -> tuple[int, Any]:
         user = self.users.get(int(user_id))

@@ -172,6 +172,10 @@ class FakeItch:
             scopes=None if scopes is None else list(scopes), user=self.developer
         )
 
+    def revoke_api_key(self, key: str) -> None:
+        """The developer revoked an API key: itch.io answers "invalid key" from now on."""
+        self._creds.pop(key, None)
+
     def add_user_token(
         self,
         token: str,

@@ -1,0 +1,227 @@
+"""The bench's world: the real bot, wired as bot.app.application wires it, in this process;
+Discord and itch.io (the loopback fakes) in another (bench/outside.py). Members redeem through
+the real /redeem command, over real HTTP and a real gateway connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+
+from bench.outside import (
+    FIRST_ROLE,
+    GUILD,
+    Addresses,
+    InProcess,
+    ItchSetup,
+    Outside,
+    Sent,
+    game_url,
+)
+from bot.app import point_discord_at
+from bot.bot import ItchRoleBot
+from bot.itch import DownloadKey, ItchClient, Priority
+from bot.keyparse import parse_key
+from bot.settings import load_settings
+from bot.store import Store
+
+FIRST_GAME = 3000
+
+
+class TimedItchClient(ItchClient):
+    """The real itch.io client, also noting when each download-key check ran, by key."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spans: defaultdict[str, list[tuple[float, float]]] = defaultdict(list)
+
+    async def download_key(
+        self, game_id: int, key: str, *, priority: Priority = Priority.HIGH
+    ) -> DownloadKey:
+        started = time.perf_counter()
+        try:
+            return await super().download_key(game_id, key, priority=priority)
+        finally:
+            self.spans[key].append((started, time.perf_counter()))
+
+    def seconds_in(self, key: str) -> float:
+        """Time spent inside download_key for this key; overlapping checks count once."""
+        total, reached = 0.0, float("-inf")
+        for start, end in sorted(self.spans.get(key, ())):
+            if end > reached:
+                total += end - max(start, reached)
+                reached = end
+        return total
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One /redeem: what the member saw, and where the time went."""
+
+    member_id: int
+    key: str
+    title: str  # of the reply's embed
+    seconds: float  # from the interaction reaching the bot to the reply reaching Discord
+    acked_after: float | None  # from the interaction reaching the bot to its deferral
+    itch_seconds: float  # inside ItchClient.download_key (rate limiter's wait included)
+
+    @property
+    def outside_itch(self) -> float:
+        return max(0.0, self.seconds - self.itch_seconds)
+
+
+@dataclass
+class BenchWorld:
+    outside: Outside | InProcess
+    bot: ItchRoleBot
+    client: TimedItchClient
+    games: list[int]
+    rate_limit: float  # the bot's ITCH_RATE_LIMIT
+
+    async def add_members(self, n: int) -> list[int]:
+        return await self.outside.call("add_members", n)
+
+    async def add_keys(self, game_id: int, n: int) -> list[str]:
+        return await self.outside.call("add_keys", game_id, n)
+
+    async def request_count(self) -> int:
+        """Requests itch.io received so far (of any kind)."""
+        return await self.outside.call("request_count")
+
+    async def key_requests(self, since: int = 0) -> list[tuple[float, int | None]]:
+        """(arrival time, status) of download_keys requests itch.io received since `since`."""
+        return [(at, status) for at, status in await self.outside.call("key_requests", since)]
+
+    async def throttled(self) -> int:
+        """Requests itch.io answered with 429."""
+        return await self.outside.call("throttled")
+
+    async def wait_idle(self, units: float) -> None:
+        """Until the bot's itch.io budget could send `units` requests at once."""
+        shortfall = units - self.client.idle_capacity()
+        if shortfall > 0:
+            await asyncio.sleep(shortfall / self.rate_limit + 0.005)
+
+    async def redeem_many(
+        self,
+        pairs: Iterable[tuple[int, str]],
+        concurrency: int | None = None,
+        stagger: float = 0.0,
+    ) -> list[Attempt]:
+        """(member, key or URL) pairs: all at once, or `concurrency` members at a time."""
+        sent = await self.outside.call("redeem", list(pairs), concurrency, stagger)
+        attempts = []
+        for s in (Sent(**fields) for fields in sent):
+            key = parse_key(s.text).key
+            attempts.append(
+                Attempt(
+                    member_id=s.member_id,
+                    key=key,
+                    title=s.title,
+                    seconds=s.replied - s.sent,
+                    acked_after=None if s.acked is None else s.acked - s.sent,
+                    itch_seconds=self.client.seconds_in(key),
+                )
+            )
+        return attempts
+
+    async def redeem(self, member_id: int, text: str) -> Attempt:
+        (attempt,) = await self.redeem_many([(member_id, text)])
+        return attempt
+
+
+def _log_to(path: Path) -> logging.Handler:
+    """What production logs (INFO) goes to a file: writing it is part of the bot's cost."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+def bot_env(where: Addresses, db_path: Path, setup: ItchSetup) -> dict[str, str]:
+    """The settings of a bot pointed at the outside world, as environment variables."""
+    return {
+        "DISCORD_TOKEN": where.discord_token,
+        "ITCH_API_KEY": where.itch_api_key,
+        "ITCH_API_BASE": where.itch_api_base,
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "DISCORD_GUILD_ID": str(GUILD),
+        "DISCORD_API_BASE": where.discord_api_base,
+        "DISCORD_GATEWAY_URL": where.discord_gateway_url,
+        "ITCH_RATE_LIMIT": f"{setup.client_limit:g}",
+        "ITCH_RATE_BURST": str(setup.client_burst),
+        "LOG_LEVEL": "INFO",
+        # Background re-checks would spend itch.io budget in the middle of a measurement.
+        "RECHECK_INTERVAL_HOURS": "0",
+    }
+
+
+async def ready_or_failed(
+    outside: Outside | InProcess, bot_task: asyncio.Task, count: int = 1
+) -> None:
+    """Until Discord sent READY; a bot that dies starting up raises here, not after a timeout."""
+    ready = asyncio.create_task(outside.call("wait_ready", count, 60.0))
+    await asyncio.wait({ready, bot_task}, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.done():
+        bot_task.result()  # raises what stopped the bot
+        raise RuntimeError("the bot stopped before Discord sent READY")
+    ready.result()
+
+
+@contextlib.asynccontextmanager
+async def bench_world(
+    workdir: Path, name: str, *, games: int, setup: ItchSetup, in_process: bool = False
+) -> AsyncIterator[BenchWorld]:
+    """A running bot with `games` games linked to buyer roles, on a fresh store."""
+    game_ids = [FIRST_GAME + i for i in range(games)]
+    handler = _log_to(workdir / f"{name}.log")
+    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    try:
+        kind = InProcess if in_process else Outside
+        async with kind.running(game_ids, setup) as outside:
+            assert outside.addresses is not None
+            settings = load_settings(bot_env(outside.addresses, workdir / f"{name}.db", setup))
+            point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+            async with aiohttp.ClientSession() as session:
+                client = TimedItchClient(
+                    session,
+                    settings.itch_api_key.get(),
+                    base_url=settings.itch_api_base,
+                    rate_limit=settings.itch_rate_limit,
+                    burst=settings.itch_rate_burst,
+                )
+                store = await Store.open(settings.database_path)
+                try:
+                    for i, game_id in enumerate(game_ids):
+                        # What `/keys game add` stores, my-games' title and URL included.
+                        await store.set_game_role(
+                            GUILD, game_id, FIRST_ROLE + i, f"Game {game_id}", game_url(game_id)
+                        )
+                    async with ItchRoleBot(settings, store, client) as bot:
+                        task = asyncio.create_task(bot.start(settings.discord_token.get()))
+                        try:
+                            await ready_or_failed(outside, task)
+                            yield BenchWorld(
+                                outside, bot, client, game_ids, settings.itch_rate_limit
+                            )
+                        finally:
+                            await bot.close()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await asyncio.wait_for(task, 30)
+                finally:
+                    await store.close()
+    finally:
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+        logging.getLogger().removeHandler(handler)
+        handler.close()
