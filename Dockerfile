@@ -5,7 +5,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DATABASE_URL=sqlite:////app/data/bot.db
+    DATABASE_URL=sqlite:////app/data/bot.db \
+    OAUTH_LISTEN=0.0.0.0:8080
 
 # A fixed uid, so a host folder mounted at /app/data can be given to it: chown 10001 <folder>.
 RUN groupadd --system --gid 10001 bot \
@@ -23,5 +24,7 @@ RUN pip install --no-cache-dir . \
 USER 10001:10001
 # The database (SQLite, with its -wal and -shm files) lives here: keep it in a volume.
 VOLUME ["/app/data"]
+# The /link OAuth pages (only served when OAUTH_PUBLIC_URL is set); put them behind your proxy.
+EXPOSE 8080
 
 CMD ["python", "-m", "bot"]

@@ -31,6 +31,7 @@ CHANNEL = 400
 FIRST_ROLE = 500
 FIRST_MEMBER = 1_000_000
 REPLY_TIMEOUT = 600.0
+_LINE_LIMIT = 64 * 1024 * 1024  # one JSON line per call or answer (thousands of attempts)
 
 _KEY_ALPHABET = string.ascii_letters + string.digits
 
@@ -223,7 +224,7 @@ class OutsideWorld:
 async def _serve() -> None:
     """Answer the bench's calls: one JSON line in on stdin, one JSON line out."""
     loop = asyncio.get_running_loop()
-    calls = asyncio.StreamReader()
+    calls = asyncio.StreamReader(limit=_LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(calls), sys.stdin)
     # Answers go to the real stdout; anything else printed lands on stderr.
     answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -293,7 +294,7 @@ class Outside:
             "bench.outside",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            limit=64 * 1024 * 1024,
+            limit=_LINE_LIMIT,
         )
         outside = cls(process)
         try:

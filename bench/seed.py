@@ -19,6 +19,7 @@ from bot.store import Store
 
 FIRST_SEEDED_MEMBER = 7_000_000_000
 REDEMPTIONS_PER_MEMBER = 2
+SEEDED_KEY_IDS = 900_000_000  # itch.io key ids of seeded redemptions start here (the fake's don't)
 _BATCH = 50_000
 
 
@@ -49,8 +50,10 @@ def _ts(dt: datetime) -> str:
 def _rows(
     size: int, guild_id: int, games: Sequence[tuple[int, int]], start: int, stop: int
 ) -> Iterator[tuple[tuple, tuple]]:
-    """(redemption row, audit row) pairs; a member's redemptions are of different games."""
-    first = datetime.now(UTC) - timedelta(days=365)
+    """(redemption row, audit row) pairs; a member's redemptions are of different games.
+
+    They are spread over a year that ended yesterday."""
+    first = datetime.now(UTC) - timedelta(days=366)
     step = timedelta(days=365) / max(size, 1)
     for i in range(start, stop):
         game_id, role_id = games[i % len(games)]
@@ -58,7 +61,18 @@ def _rows(
         member = seeded_member(i)
         at = _ts(first + step * i)
         yield (
-            (guild_id, member, game_id, i + 1, digest, 10_000 + i, f"buyer{i}", role_id, 1, at),
+            (
+                guild_id,
+                member,
+                game_id,
+                SEEDED_KEY_IDS + i,
+                digest,
+                10_000 + i,
+                f"buyer{i}",
+                role_id,
+                1,
+                at,
+            ),
             (guild_id, member, "redeem", "redeemed", game_id, digest, at),
         )
 

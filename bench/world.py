@@ -27,6 +27,7 @@ from bench.outside import (
     Sent,
     game_url,
 )
+from bench.seed import build_store
 from bot.app import point_discord_at
 from bot.bot import ItchRoleBot
 from bot.itch import DownloadKey, ItchClient, Priority
@@ -181,10 +182,20 @@ async def ready_or_failed(
 
 @contextlib.asynccontextmanager
 async def bench_world(
-    workdir: Path, name: str, *, games: int, setup: ItchSetup, in_process: bool = False
+    workdir: Path,
+    name: str,
+    *,
+    games: int,
+    setup: ItchSetup,
+    history: int = 0,
+    in_process: bool = False,
 ) -> AsyncIterator[BenchWorld]:
-    """A running bot with `games` games linked to buyer roles, on a fresh store."""
+    """A running bot with `games` games linked to buyer roles. Its store is fresh, or holds
+    `history` past redemptions of every game but the last (the newest), until yesterday."""
     game_ids = [FIRST_GAME + i for i in range(games)]
+    if history:
+        older = [(g, FIRST_ROLE + i) for i, g in enumerate(game_ids[:-1])]
+        await build_store(workdir / f"{name}.db", history, GUILD, older)
     handler = _log_to(workdir / f"{name}.log")
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     try:

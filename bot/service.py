@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import weakref
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.errors import ItchMisconfigured, ItchRefused, ItchUnavailable, MalformedKey
@@ -30,12 +31,15 @@ from bot.events import (
 from bot.itch import DownloadKey, ItchClient
 from bot.keyparse import ParsedKey, key_hash, normalize_game_url, parse_key
 from bot.sealing import KeySealer, seal_context
-from bot.store import DuplicateRedemption, GameRole, Redemption, Store
+from bot.store import DuplicateRedemption, GameRole, Redemption, Store, utcnow
 
 log = logging.getLogger(__name__)
 
 COOLDOWN_MAX_REFUSALS = 5
 COOLDOWN_WINDOW = timedelta(minutes=10)
+# With itch.io's budget busy, a bare key is tried on the games keys matched lately first.
+RECENT_HALF_LIFE = timedelta(hours=1)
+RECENT_SEED = 200  # past matches read from the audit trail the first time a guild needs them
 
 
 class Outcome(enum.StrEnum):
@@ -142,6 +146,37 @@ class _Check(enum.Enum):
     MISCONFIGURED = 4
 
 
+class _RecentMatches:
+    """Which games the keys of each guild matched lately, a match counting half as much an
+    hour later: on launch day the new game comes first after a few redemptions, even when the
+    older games have years of them."""
+
+    def __init__(self) -> None:
+        # guild -> game -> log2 of the sum of 2^(t / half-life) over the game's matches
+        self._scores: dict[int, dict[int, float]] = {}
+
+    def knows(self, guild_id: int) -> bool:
+        return guild_id in self._scores
+
+    def seed(self, guild_id: int, matches: list[tuple[int, datetime]]) -> None:
+        self._scores.setdefault(guild_id, {})
+        for game_id, at in matches:
+            self.add(guild_id, game_id, at)
+
+    def add(self, guild_id: int, game_id: int, at: datetime) -> None:
+        scores = self._scores.get(guild_id)
+        if scores is None:
+            return  # not seeded yet: the seed will read this match from the store
+        x = at.timestamp() / RECENT_HALF_LIFE.total_seconds()
+        old = scores.get(game_id, -math.inf)
+        high, low = max(old, x), min(old, x)
+        scores[game_id] = high + math.log2(1.0 + 2.0 ** (low - high))
+
+    def ranked(self, guild_id: int, games: list[GameRole]) -> list[GameRole]:
+        scores = self._scores.get(guild_id, {})
+        return sorted(games, key=lambda g: -scores.get(g.game_id, -math.inf))
+
+
 class RedemptionService:
     def __init__(
         self,
@@ -160,6 +195,8 @@ class RedemptionService:
         self._key_locks: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._recent = _RecentMatches()
+        self._recent_seeding = asyncio.Lock()
 
     # -- redeem -----------------------------------------------------------------------------
 
@@ -215,6 +252,7 @@ class RedemptionService:
             return RedeemResult(Outcome.INVALID_KEY)
 
         game, dkey = match
+        self._recent.add(guild_id, game.game_id, utcnow())
         holder = await self._purchase_holder(guild_id, member_id, game.game_id, dkey)
         if holder is not None:
             return RedeemResult(Outcome.KEY_TAKEN, game=game, holder_id=holder)
@@ -310,14 +348,27 @@ class RedemptionService:
                     return (game, dkey), statuses
             return None, statuses
 
-        # The budget is busy: spend it sparingly, most-redeemed games first, stop at a match.
-        counts = await self.store.redemption_counts(guild_id)
-        for game in sorted(games, key=lambda g: -counts.get(g.game_id, 0)):
+        # The budget is busy: spend it sparingly, the games keys matched lately first, stop at
+        # a match. (All-time counts would put a launch last, and counting is slow at scale.)
+        for game in await self._recent_first(guild_id, games):
             status, dkey = await self._check(game, parsed.key)
             statuses.add(status)
             if status is _Check.MATCH and dkey is not None:
                 return (game, dkey), statuses
         return None, statuses
+
+    async def _recent_first(self, guild_id: int, games: list[GameRole]) -> list[GameRole]:
+        if not self._recent.knows(guild_id):
+            async with self._recent_seeding:  # a burst reads the audit trail once, not per key
+                if not self._recent.knows(guild_id):
+                    matched = [Outcome.REDEEMED.value, Outcome.ROLE_FAILED.value]
+                    self._recent.seed(
+                        guild_id,
+                        await self.store.recent_audit_games(
+                            guild_id, "redeem", matched, RECENT_SEED
+                        ),
+                    )
+        return self._recent.ranked(guild_id, games)
 
     async def _check(self, game: GameRole, key: str) -> tuple[_Check, DownloadKey | None]:
         try:
@@ -462,7 +513,8 @@ class RedemptionService:
         """What `revoke` would do now, so an admin can confirm it first."""
         mine = await self.store.redemptions_by_member(guild_id, member_id)
         doomed = [r for r in mine if game_id is None or r.game_id == game_id]
-        kept_roles = {r.role_id for r in mine if r not in doomed}
+        # Only live redemptions keep a role: one a re-check revoked gives nothing any more.
+        kept_roles = {r.role_id for r in mine if r not in doomed and r.active}
         return RevokePlan(doomed, sorted({r.role_id for r in doomed} - kept_roles))
 
     async def revoke(
@@ -514,7 +566,6 @@ class RedemptionService:
         )
         return RevokeResult(revoked=doomed, roles_removed=removed, roles_failed=failed)
 
-
     # -- keeping roles true -----------------------------------------------------------------
 
     async def remove_role_unless_kept(self, redemption: Redemption, reason: str) -> RoleResult:
@@ -549,9 +600,8 @@ class RedemptionService:
 
         `member_roles` is every current member's role ids; members not in it have left and
         keep their records untouched."""
-        wanted = await self.store.active_roles_by_member(guild_id)
         added = failed = 0
-        for member_id, roles in wanted.items():
+        async for member_id, roles in self.store.iter_active_roles_by_member(guild_id):
             have = member_roles.get(member_id)
             if have is None:
                 continue
@@ -644,6 +694,7 @@ class RedemptionService:
             detail=f"{removed} removed, {failed} failed",
         )
         return ReconcileReport(removed=removed, failed=failed)
+
 
 def _event_for(
     guild_id: int, member_id: int, result: RedeemResult, digest: str | None

@@ -211,6 +211,10 @@ class Store:
     async def close(self) -> None:
         try:
             await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError as exc:
+            # A read cancelled mid-way can hold a statement open; closing finalizes it and
+            # SQLite checkpoints the WAL itself when the last connection closes.
+            log.info("WAL checkpoint deferred to close: %s", exc)
         finally:
             await self._db.close()
 
@@ -473,6 +477,34 @@ class Store:
                 out.setdefault(member_id, {}).setdefault(role_id, []).append(rid)
         return out
 
+    async def iter_active_roles_by_member(
+        self, guild_id: int, batch: int = 5000
+    ) -> AsyncIterator[tuple[int, dict[int, list[int]]]]:
+        """(member, role -> redemption ids) for every active redemption of a guild, member by
+        member, read a batch at a time: a million redemptions never sit in memory at once."""
+        member: int | None = None
+        roles: dict[int, list[int]] = {}
+        after = (-1, -1)
+        while True:
+            async with self._db.execute(
+                "SELECT member_id, role_id, id FROM redemptions"
+                " WHERE guild_id=? AND status='active' AND (member_id, id) > (?, ?)"
+                " ORDER BY member_id, id LIMIT ?",
+                (guild_id, *after, batch),
+            ) as cur:
+                rows = await cur.fetchall()
+            for member_id, role_id, rid in rows:
+                if member_id != member:
+                    if member is not None:
+                        yield member, roles
+                    member, roles = member_id, {}
+                roles.setdefault(role_id, []).append(rid)
+            if len(rows) < batch:
+                break
+            after = (rows[-1][0], rows[-1][2])
+        if member is not None:
+            yield member, roles
+
     async def guilds_with_redemptions(self) -> list[int]:
         async with self._db.execute(
             "SELECT DISTINCT guild_id FROM redemptions WHERE status='active'"
@@ -535,6 +567,20 @@ class Store:
         ) as cur:
             row = await cur.fetchone()
         return int(row[0])
+
+    async def recent_audit_games(
+        self, guild_id: int, action: str, outcomes: Iterable[str], limit: int
+    ) -> list[tuple[int, datetime]]:
+        """(game id, time) of a guild's latest audit entries with that action and one of the
+        outcomes, newest first. Walks the (guild_id, id) index: fast however big the guild."""
+        wanted = list(outcomes)
+        marks = ",".join("?" * len(wanted))
+        async with self._db.execute(
+            "SELECT game_id, created_at FROM audit WHERE guild_id=? AND action=?"
+            f" AND outcome IN ({marks}) AND game_id IS NOT NULL ORDER BY id DESC LIMIT ?",
+            (guild_id, action, *wanted, limit),
+        ) as cur:
+            return [(game_id, _parse_ts(at)) for game_id, at in await cur.fetchall()]
 
     async def audit_entries(self, guild_id: int, limit: int = 50) -> list[AuditEntry]:
         async with self._db.execute(

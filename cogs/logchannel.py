@@ -18,7 +18,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import discord
 from discord.ext import commands
 
-from bot.events import CooldownReached, Event, KeyShared, Redeemed, Revoked, RoleFailed
+from bot.events import (
+    AccountLinked,
+    CooldownReached,
+    Event,
+    ItchAccountTaken,
+    KeyRevokedByRecheck,
+    KeyShared,
+    RecheckHalted,
+    Redeemed,
+    Revoked,
+    RoleFailed,
+)
 from bot.store import GameRole
 from cogs.replies import BAD, INFO, OK, WARN, game_name
 
@@ -115,6 +126,54 @@ def _revoked(e: Revoked, games: Games) -> discord.Embed:
     if e.role_ids:
         text += f"\nRoles taken away: {_roles(e.role_ids)}"
     return discord.Embed(title="Redemption revoked", description=text, colour=INFO)
+
+
+@renders(KeyRevokedByRecheck)
+def _recheck_revoked(e: KeyRevokedByRecheck, games: Games) -> discord.Embed:
+    role = (
+        f"<@&{e.role_id}> was taken away."
+        if e.role_removed
+        else f"<@&{e.role_id}> stays: another redemption gives it, or Discord refused."
+    )
+    return discord.Embed(
+        title="Refund or revoked key",
+        description=f"itch.io no longer accepts <@{e.member_id}>'s key of "
+        f"{_game(games, e.game_id)} ({e.reason}). {role}\nKey `{e.fingerprint}`",
+        colour=WARN,
+    )
+
+
+@renders(RecheckHalted)
+def _recheck_halted(e: RecheckHalted, games: Games) -> discord.Embed:
+    return discord.Embed(
+        title="Re-check stopped: nothing more removed",
+        description=f"{e.reason}. Checked {e.checked}: {e.refused} refused, {e.failed} failed. "
+        "No role was taken away for the refused keys. Check that itch.io is up and that the "
+        "API key is valid (`make doctor`), then run `/keys recheck`.",
+        colour=BAD,
+    )
+
+
+@renders(ItchAccountTaken)
+def _account_taken(e: ItchAccountTaken, games: Games) -> discord.Embed:
+    who = f"{e.itch_username} ({e.itch_user_id})" if e.itch_username else str(e.itch_user_id)
+    return discord.Embed(
+        title="itch.io account already linked: possible sharing",
+        description=f"<@{e.member_id}> tried to link the itch.io account {who}, which "
+        f"<@{e.holder_id}> already linked. It was refused.",
+        colour=BAD,
+    )
+
+
+@renders(AccountLinked)
+def _account_linked(e: AccountLinked, games: Games) -> discord.Embed:
+    who = f"{e.itch_username} ({e.itch_user_id})" if e.itch_username else str(e.itch_user_id)
+    found = ", ".join(_game(games, g) for g in e.game_ids) or "no new game"
+    return discord.Embed(
+        title="itch.io account linked",
+        description=f"<@{e.member_id}> linked the itch.io account {who}: {found}.",
+        colour=OK,
+    )
 
 
 _MEMBER_FIELDS = re.compile(r"(member|holder|actor|user)_id")

@@ -171,7 +171,10 @@ def lookup_embed(found: list[Redemption], games: dict[int, GameRole]) -> discord
             if r.itch_username
             else (str(r.itch_user_id) if r.itch_user_id else "unclaimed key")
         )
-        pending = "" if r.role_applied else " (role pending)"
+        if not r.active:
+            pending = " · **revoked: itch.io no longer accepts it (refund?)**"
+        else:
+            pending = "" if r.role_applied else " (role pending)"
         name = f"{game_name(games.get(r.game_id), r.game_id)}"[:256]
         how = (
             f"by linked itch.io account {owner[:200]}"
@@ -267,6 +270,9 @@ AUDIT_OUTCOME_LABELS = {
     **_REDEEM_LABELS,
     "refused": "Any refusal (claimed, not recognised, not a key, cool-down)",
     "revoked": "Revoked (by an admin or a re-check)",
+    "recheck": "Re-check: key refused by itch.io (refund or revoked)",
+    "link": "itch.io account linked or unlinked",
+    "account_taken": "itch.io account already linked to another member",
     "game_add": "Admin: game linked",
     "game_remove": "Admin: game unlinked",
     "log_channel": "Admin: log channel changed",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -19,7 +20,9 @@ from bot.service import (
     RedemptionService,
     RoleCandidate,
     RoleResult,
+    _RecentMatches,
 )
+from bot.store import GameRole
 
 GUILD = 1000
 OTHER_GUILD = 2000
@@ -276,27 +279,36 @@ async def test_cooldown_after_five_refusals(service, itch, store, events):
     assert result.outcome is Outcome.REDEEMED
 
 
-async def test_busy_budget_checks_games_one_at_a_time(store, session, itch, roles):
+async def test_busy_budget_checks_games_one_at_a_time(store, client, session, itch, roles):
     for gid in (3, 4, 5, 6):
         itch.add_game(gid, f"G{gid}")
         await store.set_game_role(GUILD, gid, 500 + gid, None, None)
-    # Game 5 is the most redeemed, so it is asked first when the budget is busy.
-    for i in range(3):
-        await store.add_redemption(
-            guild_id=GUILD,
-            member_id=1,
-            game_id=5,
-            key_id=i,
-            key_hash=f"{i:064x}",
-            itch_user_id=None,
-            itch_username=None,
-            role_id=505,
-        )
+    # Keys of game 5 matched lately (the budget was idle then: every game was asked) ...
+    idle = RedemptionService(store, client, roles)
+    for member in (21, 22):
+        key = f"Game5Key{member}AbCdEfGhIjKl"
+        itch.add_download_key(5, key)
+        assert (await idle.redeem(GUILD, member, key)).outcome is Outcome.REDEEMED
+    assert len(key_requests(itch)) == 8
+    # ... so with the budget busy, game 5 is asked first, and alone when it matches.
     itch.add_download_key(5, KEY)
     busy = ItchClient(session, itch.api_key, base_url=itch.base_url, rate_limit=50, burst=1)
     svc = RedemptionService(store, busy, roles)
     assert (await svc.redeem(GUILD, ALICE, KEY)).outcome is Outcome.REDEEMED
-    assert [r.path for r in key_requests(itch)] == ["/api/1/key/game/5/download_keys"]
+    assert [r.path for r in key_requests(itch)[8:]] == ["/api/1/key/game/5/download_keys"]
+
+
+def test_recent_matches_outweigh_older_ones():
+    recent = _RecentMatches()
+    now = datetime.now(UTC)
+    recent.seed(GUILD, [(4, now - timedelta(hours=5))] * 20)  # a year of sales, say
+    recent.add(GUILD, 5, now)  # launch day
+    recent.add(GUILD, 5, now)
+    games = [GameRole(GUILD, gid, 500 + gid, None, None, now) for gid in (3, 4, 5)]
+    assert [g.game_id for g in recent.ranked(GUILD, games)] == [5, 4, 3]
+    assert not recent.knows(OTHER_GUILD)
+    recent.add(OTHER_GUILD, 3, now)  # not seeded yet: left to the seed, which reads the store
+    assert not recent.knows(OTHER_GUILD)
 
 
 def role(position=1, **over):

@@ -93,6 +93,23 @@ async def test_audit_is_append_only(store):
     assert [e.outcome for e in entries] == ["redeemed", "invalid_key"]
 
 
+async def test_recent_audit_games_newest_first(store):
+    for game_id, outcome, guild in [
+        (3, "redeemed", 1),
+        (4, "invalid_key", 1),
+        (5, "role_failed", 1),
+        (6, "redeemed", 2),
+        (7, "redeemed", 1),
+    ]:
+        await store.add_audit(
+            guild_id=guild, member_id=10, action="redeem", outcome=outcome, game_id=game_id
+        )
+    await store.add_audit(guild_id=1, member_id=10, action="revoke", outcome="redeemed", game_id=8)
+    found = await store.recent_audit_games(1, "redeem", ["redeemed", "role_failed"], 2)
+    assert [game_id for game_id, _ in found] == [7, 5]
+    assert found[0][1] >= found[1][1]
+
+
 async def test_revoked_binding_can_be_taken_again(store):
     r = await store.add_redemption(**redemption())
     assert await store.mark_revoked(r.id)
@@ -116,3 +133,17 @@ async def test_ids_to_check_and_pending(store):
     await store.mark_revoked(a.id)
     assert await store.redemption_ids_to_check(guild_id=1) == [b.id]
     assert await store.active_roles_by_member(1) == {11: {50: [b.id]}}
+
+
+async def test_active_roles_member_by_member_across_batches(store):
+    for i in range(7):
+        member = 10 + i % 3
+        await store.add_redemption(
+            **redemption(member_id=member, game_id=i, key_hash=f"{i:064x}", role_id=50 + i % 2)
+        )
+    revoked = await store.add_redemption(**redemption(member_id=12, key_hash="f" * 64))
+    await store.mark_revoked(revoked.id)
+    await store.add_redemption(**redemption(guild_id=2, member_id=10, key_hash="e" * 64))
+    found = [m async for m in store.iter_active_roles_by_member(1, batch=2)]
+    assert [member for member, _ in found] == [10, 11, 12]
+    assert dict(found) == await store.active_roles_by_member(1)
