@@ -26,6 +26,10 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# The bench reuses the tests' loopback fakes of Discord and itch.io.
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m bench
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

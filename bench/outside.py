@@ -2,9 +2,10 @@
 
 The loopback fakes run in a child process so that the bot's process does only the bot's work:
 on two cores the bot gets one and "the outside world" the other, as in production, where
-Discord and itch.io do their work elsewhere. The bench drives the child through a pipe, one
-call at a time. Both processes read the same monotonic clock (time.perf_counter), so a time
-stamped in one can be compared with a time stamped in the other.
+Discord and itch.io do their work elsewhere. The bench drives the child (`python -m
+bench.outside`) one call at a time: a JSON line on its stdin, a JSON line back on its stdout.
+Both processes read the same monotonic clock (time.perf_counter), so a time stamped in one can
+be compared with a time stamped in the other.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.fakes.discord_fake import FakeDiscord
@@ -34,6 +36,7 @@ REPLY_TIMEOUT = 600.0
 _LINE_LIMIT = 64 * 1024 * 1024  # one JSON line per call or answer (thousands of attempts)
 
 _KEY_ALPHABET = string.ascii_letters + string.digits
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def game_url(game_id: int) -> str:
@@ -45,6 +48,9 @@ def role_of(games: list[int], game_id: int) -> int:
     return FIRST_ROLE + games.index(game_id)
 
 
+REAL_LIMIT = 8.0  # itch.io's requests per second; the bench scales it up to keep runs short
+
+
 @dataclass(frozen=True)
 class ItchSetup:
     """How the itch.io fake answers, and what the bot allows itself."""
@@ -54,6 +60,12 @@ class ItchSetup:
     burst: int  # how many requests the fake accepts at once from idle
     client_limit: float  # the bot's ITCH_RATE_LIMIT
     client_burst: int  # the bot's ITCH_RATE_BURST
+
+    @property
+    def speedup(self) -> float:
+        """How much faster than itch.io's real limit the budget runs: the bot's own time
+        limits (its itch.io deadline) shrink by as much, so queues meet them as they would."""
+        return max(1.0, self.client_limit / REAL_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -252,32 +264,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class InProcess:
-    """The outside world in the bench's own process (for comparison: it then shares the
-    bot's core and event loop)."""
-
-    def __init__(self) -> None:
-        self._world = OutsideWorld()
-        self.addresses: Addresses | None = None
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def running(cls, games: list[int], setup: ItchSetup) -> AsyncIterator[InProcess]:
-        outside = cls()
-        try:
-            outside.addresses = Addresses(
-                **await outside.call("setup", games, dataclasses.asdict(setup))
-            )
-            yield outside
-        finally:
-            await outside.call("close")
-
-    async def call(self, method: str, *args: Any) -> Any:
-        args = json.loads(json.dumps(list(args)))
-        value = await getattr(self._world, method)(*args)
-        return json.loads(json.dumps(_plain(value)))
-
-
 class Outside:
     """The bench's handle on the outside world's process."""
 
@@ -292,6 +278,7 @@ class Outside:
             sys.executable,
             "-m",
             "bench.outside",
+            cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=_LINE_LIMIT,

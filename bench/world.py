@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ from bench.outside import (
     FIRST_ROLE,
     GUILD,
     Addresses,
-    InProcess,
     ItchSetup,
     Outside,
     Sent,
@@ -32,10 +32,12 @@ from bot.app import point_discord_at
 from bot.bot import ItchRoleBot
 from bot.itch import DownloadKey, ItchClient, Priority
 from bot.keyparse import parse_key
+from bot.service import RedeemResult, RedemptionService
 from bot.settings import load_settings
 from bot.store import Store
 
 FIRST_GAME = 3000
+ITCH_DEADLINE = inspect.signature(ItchClient).parameters["deadline"].default
 
 
 class TimedItchClient(ItchClient):
@@ -64,6 +66,26 @@ class TimedItchClient(ItchClient):
         return total
 
 
+class TimedService:
+    """The bot's RedemptionService, also noting when each member's redeem ran."""
+
+    def __init__(self, service: RedemptionService) -> None:
+        self._service = service
+        self.spans: dict[int, tuple[float, float]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service, name)
+
+    async def redeem(
+        self, guild_id: int, member_id: int, text: str, **options: Any
+    ) -> RedeemResult:
+        started = time.perf_counter()
+        try:
+            return await self._service.redeem(guild_id, member_id, text, **options)
+        finally:
+            self.spans[member_id] = (started, time.perf_counter())
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One /redeem: what the member saw, and where the time went."""
@@ -73,18 +95,26 @@ class Attempt:
     title: str  # of the reply's embed
     seconds: float  # from the interaction reaching the bot to the reply reaching Discord
     acked_after: float | None  # from the interaction reaching the bot to its deferral
+    service_seconds: float  # inside RedemptionService.redeem
     itch_seconds: float  # inside ItchClient.download_key (rate limiter's wait included)
 
     @property
     def outside_itch(self) -> float:
+        """The whole interaction but the itch.io call: what the bot and Discord add."""
         return max(0.0, self.seconds - self.itch_seconds)
+
+    @property
+    def service_outside_itch(self) -> float:
+        """The redemption service but the itch.io call: parse, store, role request."""
+        return max(0.0, self.service_seconds - self.itch_seconds)
 
 
 @dataclass
 class BenchWorld:
-    outside: Outside | InProcess
+    outside: Outside
     bot: ItchRoleBot
     client: TimedItchClient
+    service: TimedService
     games: list[int]
     rate_limit: float  # the bot's ITCH_RATE_LIMIT
 
@@ -130,6 +160,7 @@ class BenchWorld:
                     title=s.title,
                     seconds=s.replied - s.sent,
                     acked_after=None if s.acked is None else s.acked - s.sent,
+                    service_seconds=_length(self.service.spans.get(s.member_id)),
                     itch_seconds=self.client.seconds_in(key),
                 )
             )
@@ -140,14 +171,25 @@ class BenchWorld:
         return attempt
 
 
-def _log_to(path: Path) -> logging.Handler:
+def _length(span: tuple[float, float] | None) -> float:
+    return 0.0 if span is None else span[1] - span[0]
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path) -> Iterator[None]:
     """What production logs (INFO) goes to a file: writing it is part of the bot's cost."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    return handler
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.removeHandler(handler)
+        handler.close()
 
 
 def bot_env(where: Addresses, db_path: Path, setup: ItchSetup) -> dict[str, str]:
@@ -168,9 +210,7 @@ def bot_env(where: Addresses, db_path: Path, setup: ItchSetup) -> dict[str, str]
     }
 
 
-async def ready_or_failed(
-    outside: Outside | InProcess, bot_task: asyncio.Task, count: int = 1
-) -> None:
+async def ready_or_failed(outside: Outside, bot_task: asyncio.Task, count: int = 1) -> None:
     """Until Discord sent READY; a bot that dies starting up raises here, not after a timeout."""
     ready = asyncio.create_task(outside.call("wait_ready", count, 60.0))
     await asyncio.wait({ready, bot_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -178,6 +218,16 @@ async def ready_or_failed(
         bot_task.result()  # raises what stopped the bot
         raise RuntimeError("the bot stopped before Discord sent READY")
     ready.result()
+
+
+async def _stop(bot: ItchRoleBot, task: asyncio.Task) -> None:
+    await bot.close()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 30)
+
+
+def _restore_discord(base: str, gateway: Any) -> None:
+    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
 
 
 @contextlib.asynccontextmanager
@@ -188,51 +238,58 @@ async def bench_world(
     games: int,
     setup: ItchSetup,
     history: int = 0,
-    in_process: bool = False,
 ) -> AsyncIterator[BenchWorld]:
     """A running bot with `games` games linked to buyer roles. Its store is fresh, or holds
     `history` past redemptions of every game but the last (the newest), until yesterday."""
     game_ids = [FIRST_GAME + i for i in range(games)]
+    db_path = workdir / f"{name}.db"
     if history:
         older = [(g, FIRST_ROLE + i) for i, g in enumerate(game_ids[:-1])]
-        await build_store(workdir / f"{name}.db", history, GUILD, older)
-    handler = _log_to(workdir / f"{name}.log")
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    try:
-        kind = InProcess if in_process else Outside
-        async with kind.running(game_ids, setup) as outside:
-            assert outside.addresses is not None
-            settings = load_settings(bot_env(outside.addresses, workdir / f"{name}.db", setup))
-            point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
-            async with aiohttp.ClientSession() as session:
-                client = TimedItchClient(
-                    session,
-                    settings.itch_api_key.get(),
-                    base_url=settings.itch_api_base,
-                    rate_limit=settings.itch_rate_limit,
-                    burst=settings.itch_rate_burst,
-                )
-                store = await Store.open(settings.database_path)
-                try:
-                    for i, game_id in enumerate(game_ids):
-                        # What `/keys game add` stores, my-games' title and URL included.
-                        await store.set_game_role(
-                            GUILD, game_id, FIRST_ROLE + i, f"Game {game_id}", game_url(game_id)
-                        )
-                    async with ItchRoleBot(settings, store, client) as bot:
-                        task = asyncio.create_task(bot.start(settings.discord_token.get()))
-                        try:
-                            await ready_or_failed(outside, task)
-                            yield BenchWorld(
-                                outside, bot, client, game_ids, settings.itch_rate_limit
-                            )
-                        finally:
-                            await bot.close()
-                            with contextlib.suppress(asyncio.CancelledError):
-                                await asyncio.wait_for(task, 30)
-                finally:
-                    await store.close()
-    finally:
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        await build_store(db_path, history, GUILD, older)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(_logging_to(workdir / f"{name}.log"))
+        stack.callback(
+            _restore_discord,
+            discord.http.Route.BASE,
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY,
+        )
+        outside = await stack.enter_async_context(Outside.running(game_ids, setup))
+        assert outside.addresses is not None
+        settings = load_settings(bot_env(outside.addresses, db_path, setup))
+        # From here on, as bot.app.application builds the bot for `python -m bot`.
+        point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        client = TimedItchClient(
+            session,
+            settings.itch_api_key.get(),
+            base_url=settings.itch_api_base,
+            rate_limit=settings.itch_rate_limit,
+            burst=settings.itch_rate_burst,
+            deadline=ITCH_DEADLINE / setup.speedup,
+        )
+        store = await Store.open(settings.database_path)
+        stack.push_async_callback(store.close)
+        for i, game_id in enumerate(game_ids):
+            # What `/keys game add` stores, my-games' title and URL included.
+            await store.set_game_role(
+                GUILD, game_id, FIRST_ROLE + i, f"Game {game_id}", game_url(game_id)
+            )
+        # discord.py would wait 2 s for more guilds before on_ready (tests shorten it too).
+        bot = await stack.enter_async_context(
+            ItchRoleBot(settings, store, client, guild_ready_timeout=0.05)
+        )
+        # The /redeem command finds the service on the bot at each call.
+        service = TimedService(bot.service)
+        bot.service = service  # type: ignore[assignment]
+        task = asyncio.create_task(bot.start(settings.discord_token.get()))
+        stack.push_async_callback(_stop, bot, task)
+        await ready_or_failed(outside, task)
+        await bot.wait_until_ready()
+        yield BenchWorld(
+            outside=outside,
+            bot=bot,
+            client=client,
+            service=service,
+            games=game_ids,
+            rate_limit=settings.itch_rate_limit,
+        )

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 6.0
 PENDING_RETRY_SECONDS = 600
+MEMBER_LIST_TIMEOUT = 10.0
 
 EXTENSIONS = (
     "cogs.errors",
@@ -233,13 +234,29 @@ class ItchRoleBot(commands.Bot):
             for guild in list(self.guilds):
                 if guild.id not in wanted:
                     continue
-                try:
-                    members = await guild.chunk() if not guild.chunked else guild.members
-                except (discord.HTTPException, TimeoutError):
+                members = await self.list_members(guild)
+                if members is None:
                     log.warning("guild=%s: could not list members to reconcile", guild.id)
                     continue
                 current = {m.id: {r.id for r in m.roles} for m in members}
                 await self.service.reconcile_guild(guild.id, current)
+
+    async def list_members(self, guild: discord.Guild) -> list[discord.Member] | None:
+        """Every member of a guild (the bot caches none at start-up), or None if unlistable.
+
+        Asks the gateway first (one request for the whole guild), then the REST API."""
+        if guild.chunked:
+            return list(guild.members)
+        try:
+            async with asyncio.timeout(MEMBER_LIST_TIMEOUT):
+                return await guild.chunk()
+        except (discord.ClientException, TimeoutError):
+            log.info("guild=%s: gateway member list timed out; asking the REST API", guild.id)
+        try:
+            async with asyncio.timeout(MEMBER_LIST_TIMEOUT):
+                return [m async for m in guild.fetch_members(limit=None)]
+        except (discord.HTTPException, discord.ClientException, TimeoutError):
+            return None
 
     async def _retry_pending_forever(self) -> None:
         while True:

@@ -7,7 +7,8 @@ Every call goes through one request function that:
 * looks at the JSON body's `errors` array before the HTTP status (itch.io answers errors with
   2xx as well as 4xx statuses),
 * retries what may be transient (network errors, timeouts, 5xx, 429, answers that are not a
-  JSON object) with exponential backoff and full jitter, all within one overall deadline.
+  JSON object) with exponential backoff and full jitter, all within one overall deadline
+  (which does not count the time spent waiting for the client's own rate limiter).
 
 Secrets (the API key, members' OAuth tokens, download keys) never appear in log lines or in
 exception messages: requests are described by their endpoint name only, and aiohttp's own
@@ -548,13 +549,19 @@ class ItchClient:
         self._stats["calls"] += 1
         problem = "no answer"
         try:
-            async with asyncio.timeout_at(deadline_at):
+            async with asyncio.timeout_at(deadline_at) as deadline:
                 for attempt in range(1, self._max_attempts + 1):
                     if attempt > 1:
                         self._stats["retries"] += 1
+                    # Queueing for our own rate limit (behind a launch-day crowd, at 8 r/s) is
+                    # not itch.io failing to answer: the deadline stops while we wait our turn.
+                    deadline.reschedule(None)
                     waited_from = loop.time()
                     await self._limiter.acquire(priority)
-                    self._stats["limiter_wait"] += loop.time() - waited_from
+                    waited = loop.time() - waited_from
+                    self._stats["limiter_wait"] += waited
+                    deadline_at += waited
+                    deadline.reschedule(deadline_at)
                     outcome = await self._attempt(url, name, params, headers, attempt, own_key)
                     if isinstance(outcome, dict):
                         return outcome

@@ -607,7 +607,8 @@ class RedemptionService:
                 continue
             for role_id, ids in roles.items():
                 if role_id in have:
-                    await self.store.set_role_applied(ids, True)
+                    # Already there: only rows still marked pending need a write.
+                    await self.store.mark_applied_if_pending(ids)
                     continue
                 result = await self.roles.add_role(
                     guild_id, member_id, role_id, "Restoring a recorded itch.io buyer role"

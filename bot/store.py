@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -185,11 +187,20 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path | None) -> None:
         self._db = db
         self.path = path
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, path: Path | str, *, migrate: bool = True) -> Store:
+    async def open(
+        cls, path: Path | str, *, migrate: bool = True, checkpoint_every: float = 1.0
+    ) -> Store:
         """Open (creating it if needed) and migrate; `migrate=False` leaves the schema as it is
-        (the doctor reads the version without changing it)."""
+        (the doctor reads the version without changing it).
+
+        Commits go to the write-ahead log only; every `checkpoint_every` seconds a second
+        connection, on its own thread, copies the log into the database file. (SQLite's own
+        automatic checkpoint runs inside the commit that fills the log: one redemption in a
+        hundred would wait for a copy of the others.)"""
         path = Path(path)
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,14 +212,40 @@ class Store:
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=5000")
+            if str(path) != ":memory:":
+                await db.execute("PRAGMA wal_autocheckpoint=0")
+                store._checkpointer = await aiosqlite.connect(path, isolation_level=None)
+                store._checkpoints = asyncio.create_task(
+                    store._checkpoint_forever(checkpoint_every), name="sqlite checkpoints"
+                )
             if migrate:
                 await store.migrate()
         except BaseException:
+            await store._stop_checkpoints()
             await db.close()
             raise
         return store
 
+    async def _checkpoint_forever(self, every: float) -> None:
+        assert self._checkpointer is not None
+        while True:
+            await asyncio.sleep(every)
+            try:
+                # PASSIVE: copies what it can without waiting for, or blocking, anyone.
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                log.warning("WAL checkpoint failed: %s", exc)
+
+    async def _stop_checkpoints(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
+
     async def close(self) -> None:
+        await self._stop_checkpoints()
         try:
             await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError as exc:
@@ -217,6 +254,10 @@ class Store:
             log.info("WAL checkpoint deferred to close: %s", exc)
         finally:
             await self._db.close()
+
+    async def _rows(self, sql: str, args: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """Every row of a statement in one trip to the database thread (a cursor costs three)."""
+        return list(await self._db.execute_fetchall(sql, args))
 
     async def schema_version(self) -> int:
         async with self._db.execute("PRAGMA user_version") as cur:
@@ -251,12 +292,11 @@ class Store:
         return cur.rowcount > 0
 
     async def game_roles(self, guild_id: int) -> list[GameRole]:
-        async with self._db.execute(
+        rows = await self._rows(
             "SELECT guild_id, game_id, role_id, game_title, game_url, created_at FROM game_roles"
             " WHERE guild_id=? ORDER BY game_id",
             (guild_id,),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [GameRole(*r[:5], created_at=_parse_ts(r[5])) for r in rows]
 
     async def all_game_roles(self) -> list[GameRole]:
@@ -295,7 +335,7 @@ class Store:
     ) -> Redemption:
         """Bind a key; a revoked binding of the same key (itch.io accepts it again) is reused."""
         now = _ts(utcnow())
-        cur = await self._db.execute(
+        rows = await self._rows(
             "INSERT INTO redemptions (guild_id, member_id, game_id, key_id, key_hash,"
             " itch_user_id, itch_username, role_id, role_applied, created_at, status,"
             " checked_at, key_sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 'active', ?, ?)"
@@ -321,11 +361,9 @@ class Store:
                 key_sealed,
             ),
         )
-        row = await cur.fetchone()
-        await cur.close()
-        if row is None:  # an active binding already holds this key
+        if not rows:  # an active binding already holds this key
             raise DuplicateRedemption
-        return _redemption(row)
+        return _redemption(rows[0])
 
     async def set_role_applied(self, redemption_ids: Iterable[int], applied: bool) -> None:
         ids = list(redemption_ids)
@@ -342,20 +380,20 @@ class Store:
         )
 
     async def redemptions_by_key(self, guild_id: int, key_hash: str) -> list[Redemption]:
-        async with self._db.execute(
+        rows = await self._rows(
             f"SELECT {_REDEMPTION_COLUMNS} FROM redemptions WHERE guild_id=? AND key_hash=?"
             " ORDER BY id",
             (guild_id, key_hash),
-        ) as cur:
-            return [_redemption(r) for r in await cur.fetchall()]
+        )
+        return [_redemption(r) for r in rows]
 
     async def redemptions_by_member(self, guild_id: int, member_id: int) -> list[Redemption]:
-        async with self._db.execute(
+        rows = await self._rows(
             f"SELECT {_REDEMPTION_COLUMNS} FROM redemptions WHERE guild_id=? AND member_id=?"
             " ORDER BY id",
             (guild_id, member_id),
-        ) as cur:
-            return [_redemption(r) for r in await cur.fetchall()]
+        )
+        return [_redemption(r) for r in rows]
 
     async def recent_redemptions(self, guild_id: int, limit: int) -> list[Redemption]:
         async with self._db.execute(
@@ -505,6 +543,15 @@ class Store:
         if member is not None:
             yield member, roles
 
+    async def mark_applied_if_pending(self, redemption_ids: Iterable[int]) -> None:
+        ids = list(redemption_ids)
+        if ids:
+            marks = ",".join("?" * len(ids))
+            await self._db.execute(
+                f"UPDATE redemptions SET role_applied=1 WHERE role_applied=0 AND id IN ({marks})",
+                ids,
+            )
+
     async def guilds_with_redemptions(self) -> list[int]:
         async with self._db.execute(
             "SELECT DISTINCT guild_id FROM redemptions WHERE status='active'"
@@ -560,12 +607,11 @@ class Store:
     ) -> int:
         wanted = list(outcomes)
         marks = ",".join("?" * len(wanted))
-        async with self._db.execute(
+        (row,) = await self._rows(
             "SELECT COUNT(*) FROM audit WHERE guild_id=? AND member_id=? AND created_at>=?"
             f" AND outcome IN ({marks})",
             (guild_id, member_id, _ts(utcnow() - since), *wanted),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         return int(row[0])
 
     async def recent_audit_games(
@@ -729,11 +775,8 @@ class Store:
         return await self._one_link("guild_id=? AND itch_user_id=?", (guild_id, itch_user_id))
 
     async def _one_link(self, where: str, args: tuple) -> ItchLink | None:
-        async with self._db.execute(
-            f"SELECT {_LINK_COLUMNS} FROM itch_links WHERE {where}", args
-        ) as cur:
-            row = await cur.fetchone()
-        return _link(row) if row else None
+        rows = await self._rows(f"SELECT {_LINK_COLUMNS} FROM itch_links WHERE {where}", args)
+        return _link(rows[0]) if rows else None
 
     async def set_itch_link(
         self, guild_id: int, member_id: int, itch_user_id: int, itch_username: str | None
@@ -770,12 +813,12 @@ class Store:
         self, guild_id: int, game_id: int, key_id: int
     ) -> list[Redemption]:
         """Every redemption of one itch.io download key, by key or by account."""
-        async with self._db.execute(
+        rows = await self._rows(
             f"SELECT {_REDEMPTION_COLUMNS} FROM redemptions"
             " WHERE guild_id=? AND game_id=? AND key_id=? ORDER BY id",
             (guild_id, game_id, key_id),
-        ) as cur:
-            return [_redemption(r) for r in await cur.fetchall()]
+        )
+        return [_redemption(r) for r in rows]
 
     async def use_oauth_nonce(self, nonce: str, expires_at: datetime) -> bool:
         """Mark a state's nonce used; False when it already was (a replay)."""

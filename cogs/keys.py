@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -259,12 +258,9 @@ class Keys(commands.GroupCog, group_name="keys"):
         buyer_roles = {g.role_id for g in (await self.bot.admin.games(guild.id)).values()}
         if not buyer_roles:
             return {}
-        try:
-            # The bot does not cache members at start-up: ask the gateway for them now.
-            async with asyncio.timeout(60):
-                members = guild.members if guild.chunked else await guild.chunk()
-        except (discord.HTTPException, discord.ClientException, TimeoutError) as exc:
-            log.warning("guild=%s: could not list members for stats: %s", guild.id, exc)
+        members = await self.bot.list_members(guild)
+        if members is None:
+            log.warning("guild=%s: could not list members for stats", guild.id)
             return None
         holders = {}
         for m in members:

@@ -297,6 +297,16 @@ async def test_deadline_bounds_retries(fake, make_client):
     assert 2 <= fake.count() < 1000
 
 
+async def test_waiting_for_the_rate_limit_does_not_use_up_the_deadline(fake, make_client):
+    # A crowd at 10 requests/s: the last of 5 waits 0.4 s for its turn, past a 0.2 s deadline
+    # that itch.io itself, answering at once, never comes near.
+    client = make_client(rate_limit=10, burst=1, deadline=0.2)
+    games = await asyncio.gather(*(client.my_games() for _ in range(5)))
+    assert [len(g) for g in games] == [1] * 5
+    assert client.stats["limiter_wait"] > 0.2
+    assert client.stats["unavailable"] == 0
+
+
 async def test_429_retry_after_is_honoured(fake, client, make_client):
     fake.retry_after = 0.3
     fake.inject("429")

@@ -1,3 +1,4 @@
+import asyncio
 import sqlite3
 from datetime import timedelta
 
@@ -41,6 +42,31 @@ async def test_open_applies_migrations_in_wal(tmp_path):
     again = await Store.open(path)
     assert await again.schema_version() == LATEST_SCHEMA_VERSION
     await again.close()
+
+
+async def test_commits_leave_the_log_to_the_checkpointing_connection(tmp_path):
+    path = tmp_path / "bot.db"
+    store = await Store.open(path, checkpoint_every=3600)
+    size = path.stat().st_size
+    for i in range(300):
+        await store.add_audit(guild_id=1, member_id=i, action="redeem", outcome="redeemed")
+    # Commits wrote the log only: no commit stopped to copy it into the database file ...
+    assert path.stat().st_size == size
+    await store.close()
+    # ... which closing brings up to date.
+    assert path.stat().st_size > size
+    assert not (tmp_path / "bot.db-wal").exists() or (tmp_path / "bot.db-wal").stat().st_size == 0
+
+    store = await Store.open(path, checkpoint_every=0.01)
+    size = path.stat().st_size
+    for i in range(300):
+        await store.add_audit(guild_id=1, member_id=i, action="redeem", outcome="redeemed")
+    for _ in range(500):  # the checkpointing connection copies the log within moments
+        await asyncio.sleep(0.01)
+        if path.stat().st_size > size:
+            break
+    assert path.stat().st_size > size
+    await store.close()
 
 
 async def test_game_roles_per_guild(store):
