@@ -184,8 +184,9 @@ async def test_roles_restored_after_downtime(world):
     async with world.running():
         for member, role in ((ALICE, BUYER_A), (CAROL, BUYER_B)):
             await world.discord.wait_for_request(
-                lambda r, m=member, ro=role: r.method == "PUT"
-                and r.path.endswith(f"/members/{m}/roles/{ro}"),
+                lambda r, m=member, ro=role: (
+                    r.method == "PUT" and r.path.endswith(f"/members/{m}/roles/{ro}")
+                ),
                 timeout=10,
                 since=mark,
             )
@@ -218,9 +219,11 @@ async def test_pending_role_applied_once_hierarchy_is_fixed(linked):
     assert len(await world.bot.store.pending_roles(GUILD)) == 1
     world.guild.move_role(BUYER_A, 1)  # the admin fixes it
     await world.discord.wait_for_request(
-        lambda r: r.method == "PUT"
-        and r.status == 204
-        and r.path.endswith(f"/members/{ALICE}/roles/{BUYER_A}"),
+        lambda r: (
+            r.method == "PUT"
+            and r.status == 204
+            and r.path.endswith(f"/members/{ALICE}/roles/{BUYER_A}")
+        ),
         timeout=10,
     )
     assert BUYER_A in world.guild.member_roles(ALICE)
@@ -264,8 +267,9 @@ async def test_game_remove_asks_before_taking_roles(linked):
     assert "Removed the role from 2 buyer(s)" in done["embeds"][0]["description"]
     for member in (ALICE, BOB):
         await world.discord.wait_for_request(
-            lambda r, m=member: r.method == "DELETE"
-            and r.path.endswith(f"/members/{m}/roles/{BUYER_A}")
+            lambda r, m=member: (
+                r.method == "DELETE" and r.path.endswith(f"/members/{m}/roles/{BUYER_A}")
+            )
         )
     assert BUYER_A not in world.guild.member_roles(ALICE)
     assert BUYER_A not in world.guild.member_roles(BOB)
