@@ -28,7 +28,7 @@ from bench.outside import (
     game_url,
 )
 from bench.seed import build_store
-from bot.app import point_discord_at
+from bot.app import itch_client, point_discord_at
 from bot.bot import ItchRoleBot
 from bot.itch import DownloadKey, ItchClient, Priority
 from bot.keyparse import parse_key
@@ -259,12 +259,10 @@ async def bench_world(
         # From here on, as bot.app.application builds the bot for `python -m bot`.
         point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
         session = await stack.enter_async_context(aiohttp.ClientSession())
-        client = TimedItchClient(
+        client = itch_client(
             session,
-            settings.itch_api_key.get(),
-            base_url=settings.itch_api_base,
-            rate_limit=settings.itch_rate_limit,
-            burst=settings.itch_rate_burst,
+            settings,
+            client_class=TimedItchClient,
             deadline=ITCH_DEADLINE / setup.speedup,
         )
         store = await Store.open(settings.database_path)

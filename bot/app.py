@@ -24,6 +24,24 @@ def point_discord_at(api_base: str | None, gateway_url: str | None) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
+def itch_client(
+    session: aiohttp.ClientSession,
+    settings: Settings,
+    *,
+    client_class: type[ItchClient] = ItchClient,
+    **options: Any,
+) -> ItchClient:
+    """The itch.io client as the settings describe it; `options` tune timeouts and retries."""
+    return client_class(
+        session,
+        settings.itch_api_key.get(),
+        base_url=settings.itch_api_base,
+        rate_limit=settings.itch_rate_limit,
+        burst=settings.itch_rate_burst,
+        **options,
+    )
+
+
 @contextlib.asynccontextmanager
 async def application(
     settings: Settings,
@@ -37,14 +55,7 @@ async def application(
     client (tests shorten both)."""
     point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
     async with aiohttp.ClientSession() as session:
-        itch = ItchClient(
-            session,
-            settings.itch_api_key.get(),
-            base_url=settings.itch_api_base,
-            rate_limit=settings.itch_rate_limit,
-            burst=settings.itch_rate_burst,
-            **(itch_options or {}),
-        )
+        itch = itch_client(session, settings, **(itch_options or {}))
         store = await Store.open(settings.database_path)
         try:
             async with ItchRoleBot(settings, store, itch, **(bot_options or {})) as bot:

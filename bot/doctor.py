@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import aiohttp
 import discord
 
-from bot.app import point_discord_at
+from bot.app import itch_client, point_discord_at
 from bot.errors import ItchMisconfigured, ItchRefused, ItchUnavailable, SettingsError
 from bot.itch import Game, ItchClient
 from bot.settings import Settings, load_settings
@@ -445,14 +445,7 @@ async def check_itch(
     settings: Settings, game_roles: list[GameRole], itch_options: dict[str, Any]
 ) -> list[Check]:
     async with aiohttp.ClientSession() as session:
-        itch = ItchClient(
-            session,
-            settings.itch_api_key.get(),
-            base_url=settings.itch_api_base,
-            rate_limit=settings.itch_rate_limit,
-            burst=settings.itch_rate_burst,
-            **itch_options,
-        )
+        itch = itch_client(session, settings, **itch_options)
         return await _itch_checks(itch, game_roles)
 
 

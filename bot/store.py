@@ -311,13 +311,6 @@ class Store:
     async def game_role(self, guild_id: int, game_id: int) -> GameRole | None:
         return next((g for g in await self.game_roles(guild_id) if g.game_id == game_id), None)
 
-    async def redemption_counts(self, guild_id: int) -> dict[int, int]:
-        async with self._db.execute(
-            "SELECT game_id, COUNT(*) FROM redemptions WHERE guild_id=? GROUP BY game_id",
-            (guild_id,),
-        ) as cur:
-            return {game_id: n for game_id, n in await cur.fetchall()}
-
     # -- redemptions ------------------------------------------------------------------------
 
     async def add_redemption(
