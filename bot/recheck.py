@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.errors import ItchMisconfigured, ItchRefused, ItchUnavailable
 from bot.events import KeyRevokedByRecheck, RecheckHalted, publish_safely
@@ -105,20 +105,48 @@ class Rechecker:
 
     async def run(
         self,
-        ids: list[int],
         *,
+        guild_id: int | None = None,
+        member_id: int | None = None,
+        last_checked_before: datetime | None = None,
         progress: Progress | None = None,
-        pace: float = 0.0,
+        pace: float | None = None,
         concurrency: int = MANUAL_CONCURRENCY,
     ) -> RecheckReport:
-        """Check the given redemptions; `pace` seconds between checks spreads a run out."""
+        """Check the live redemptions that match; `pace` None checks as fast as the itch.io
+        budget allows (at low priority), a number of seconds spreads the run out, and 0.0
+        spreads it evenly over the re-check interval."""
         async with self._lock:
-            return await self._run(ids, progress, pace, concurrency)
+            where = {
+                "guild_id": guild_id,
+                "member_id": member_id,
+                "last_checked_before": last_checked_before,
+            }
+            total = await self.store.count_to_check(**where)
+            if pace == 0.0:
+                pace = self.interval.total_seconds() / (total + 1)
+            return await self._run(total, self._pages(where), progress, pace or 0.0, concurrency)
+
+    async def _pages(self, where: dict) -> AsyncIterator[list[int]]:
+        after = 0
+        while True:
+            ids = await self.store.redemption_ids_to_check(
+                **where, after_id=after, limit=CHECKPOINT
+            )
+            if not ids:
+                return
+            yield ids
+            after = ids[-1]
 
     async def _run(
-        self, ids: list[int], progress: Progress | None, pace: float, concurrency: int
+        self,
+        total: int,
+        pages: AsyncIterator[list[int]],
+        progress: Progress | None,
+        pace: float,
+        concurrency: int,
     ) -> RecheckReport:
-        report = RecheckReport(total=len(ids))
+        report = RecheckReport(total=total)
         pending: list[tuple[Redemption, str]] = []
         refused = 0
         guilds: set[int] = set()
@@ -139,12 +167,9 @@ class Rechecker:
             pending = []
             return applied
 
-        for start in range(0, len(ids), CHECKPOINT):
-            batch = [
-                r
-                for r in [await self.store.redemption(i) for i in ids[start : start + CHECKPOINT]]
-                if r and r.active
-            ]
+        async for ids in pages:
+            found = [await self.store.redemption(i) for i in ids]
+            batch = [r for r in found if r is not None and r.active]
             results = await self._check_batch(batch, pace, concurrency)
             halt: str | None = None
             for r, (verdict, why, owner_id, owner_name) in zip(batch, results, strict=True):
@@ -156,11 +181,10 @@ class Rechecker:
                 elif verdict is Verdict.REFUSED:
                     refused += 1
                     pending.append((r, why))
-                elif verdict is Verdict.FAILED:
-                    report = replace(report, failed=report.failed + 1)
                 else:
                     report = replace(report, failed=report.failed + 1)
-                    halt = why
+                    if verdict is Verdict.MISCONFIGURED:
+                        halt = why
             if halt is None and unhealthy():
                 halt = (
                     f"{problems()} of {report.checked} checks failed or were refused "
@@ -251,21 +275,18 @@ class Rechecker:
         self, guild_id: int, member_id: int | None = None, progress: Progress | None = None
     ) -> RecheckReport:
         """An admin's `/keys recheck`: every live redemption of the guild (or member), now."""
-        ids = await self.store.redemption_ids_to_check(guild_id=guild_id, member_id=member_id)
-        return await self.run(ids, progress=progress)
+        return await self.run(guild_id=guild_id, member_id=member_id, progress=progress)
 
     async def run_forever(self) -> None:
         """Scheduled re-checks: each cycle checks what is due, spread over the interval."""
         period = self.interval.total_seconds()
         while True:
-            ids = await self.store.redemption_ids_to_check(
-                last_checked_before=utcnow() - self.interval
+            report = await self.run(
+                last_checked_before=utcnow() - self.interval, pace=0.0, concurrency=1
             )
-            if not ids:
+            if report.total == 0:
                 await asyncio.sleep(min(period, 3600) / 4 or 1)
                 continue
-            pace = period / (len(ids) + 1)
-            report = await self.run(ids, pace=pace, concurrency=1)
             log.info(
                 "Scheduled re-check: %d checked, %d valid, %d revoked, %d failed%s",
                 report.checked,

@@ -440,14 +440,10 @@ class Store:
             row = await cur.fetchone()
         return _redemption(row) if row else None
 
-    async def redemption_ids_to_check(
-        self,
-        *,
-        guild_id: int | None = None,
-        member_id: int | None = None,
-        last_checked_before: datetime | None = None,
-    ) -> list[int]:
-        """Active redemptions (of a guild or member), oldest check first; ids only."""
+    @staticmethod
+    def _to_check(
+        guild_id: int | None, member_id: int | None, last_checked_before: datetime | None
+    ) -> tuple[list[str], list[object]]:
         where = ["status='active'"]
         args: list[object] = []
         if guild_id is not None:
@@ -457,13 +453,40 @@ class Store:
             where.append("member_id=?")
             args.append(member_id)
         if last_checked_before is not None:
-            where.append("COALESCE(checked_at, created_at) < ?")
+            where.append("(checked_at IS NULL OR checked_at < ?)")
             args.append(_ts(last_checked_before))
-        sql = (
-            f"SELECT id FROM redemptions WHERE {' AND '.join(where)}"
-            " ORDER BY COALESCE(checked_at, created_at), id"
-        )
-        async with self._db.execute(sql, args) as cur:
+        return where, args
+
+    async def count_to_check(
+        self,
+        *,
+        guild_id: int | None = None,
+        member_id: int | None = None,
+        last_checked_before: datetime | None = None,
+    ) -> int:
+        where, args = self._to_check(guild_id, member_id, last_checked_before)
+        async with self._db.execute(
+            f"SELECT COUNT(*) FROM redemptions WHERE {' AND '.join(where)}", args
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0])
+
+    async def redemption_ids_to_check(
+        self,
+        *,
+        guild_id: int | None = None,
+        member_id: int | None = None,
+        last_checked_before: datetime | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[int]:
+        """Active redemptions (of a guild or member, last checked before a time), a page of
+        ids at a time in id order: a million of them never sit in memory at once."""
+        where, args = self._to_check(guild_id, member_id, last_checked_before)
+        async with self._db.execute(
+            f"SELECT id FROM redemptions WHERE {' AND '.join(where)} AND id>? ORDER BY id LIMIT ?",
+            (*args, after_id, limit),
+        ) as cur:
             return [r[0] for r in await cur.fetchall()]
 
     async def mark_checked(

@@ -1,6 +1,6 @@
 import asyncio
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -172,3 +172,18 @@ async def test_active_roles_member_by_member_across_batches(store):
     found = [m async for m in store.iter_active_roles_by_member(1, batch=2)]
     assert [member for member, _ in found] == [10, 11, 12]
     assert dict(found) == await store.active_roles_by_member(1)
+
+
+async def test_ids_to_check_paged_and_counted(store):
+    made = [
+        await store.add_redemption(**redemption(key_hash=f"{i:064x}", member_id=100 + i))
+        for i in range(7)
+    ]
+    ids = [r.id for r in made]
+    assert await store.count_to_check(guild_id=1) == 7
+    assert await store.redemption_ids_to_check(guild_id=1, limit=3) == ids[:3]
+    assert await store.redemption_ids_to_check(guild_id=1, after_id=ids[2], limit=3) == ids[3:6]
+    # Just redeemed counts as just checked: not due for a check an hour old.
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert await store.count_to_check(last_checked_before=hour_ago) == 0
+    assert await store.count_to_check(last_checked_before=datetime.now(UTC)) == 7
