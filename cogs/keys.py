@@ -15,7 +15,7 @@ from bot.recheck import RecheckReport
 from bot.service import GameAddOutcome, RevokeResult, RoleCandidate
 from cogs.admin_views import AuditPages, RevokeConfirm
 from cogs.checks import admin_only
-from cogs.mapping_views import GrantToBuyers, RemoveFromBuyers
+from cogs.mapping_views import grant_to_buyers, remove_from_buyers
 from cogs.panel import post_panel
 from cogs.replies import (
     AUDIT_OUTCOME_LABELS,
@@ -91,7 +91,7 @@ class Keys(commands.GroupCog, group_name="keys"):
             f"Give them {role.mention} now?",
             inline=False,
         )
-        view = GrantToBuyers(self.bot, interaction, game_id, len(buyers))
+        view = grant_to_buyers(self.bot, interaction, game_id, len(buyers))
         await interaction.edit_original_response(embed=embed, view=view)
 
     @game.command(name="remove")
@@ -109,7 +109,7 @@ class Keys(commands.GroupCog, group_name="keys"):
         if not removed or not buyers or game is None:
             await interaction.edit_original_response(embed=embed)
             return
-        view = RemoveFromBuyers(self.bot, interaction, game_id, len(buyers))
+        view = remove_from_buyers(self.bot, interaction, game_id, len(buyers))
         await interaction.edit_original_response(embed=embed, view=view)
 
     @game.command(name="list")

@@ -29,7 +29,7 @@ from bot.oauth import (
     parse_token,
 )
 from bot.recheck import Rechecker
-from bot.service import Outcome, RedemptionService, RoleResult
+from bot.service import Outcome, RedemptionService
 from bot.settings import load_settings
 
 GUILD, OTHER_GUILD = 1000, 2000
@@ -40,28 +40,6 @@ SECRET = "s" * 40
 TOKEN = "member-oauth-token-0123456789"
 AMOS = {"id": 1994, "username": "amos", "display_name": "Amos"}
 BASE_ENV = {"DISCORD_TOKEN": "tok", "ITCH_API_KEY": "key"}
-
-
-class RecordingRoles:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int, int, int]] = []
-        self.result = RoleResult.OK
-
-    async def add_role(self, guild_id, member_id, role_id, reason):
-        self.calls.append(("add", guild_id, member_id, role_id))
-        return self.result
-
-    async def remove_role(self, guild_id, member_id, role_id, reason):
-        self.calls.append(("remove", guild_id, member_id, role_id))
-        return self.result
-
-
-class RecordingEvents:
-    def __init__(self) -> None:
-        self.events = []
-
-    async def publish(self, event):
-        self.events.append(event)
 
 
 class Clock:
@@ -257,22 +235,6 @@ def test_plain_http_public_url_allowed_on_localhost():
 
 
 @pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-def roles():
-    return RecordingRoles()
-
-
-@pytest.fixture
-def events():
-    return RecordingEvents()
-
-
-@pytest.fixture
 async def client(itch, session, store, tmp_path):
     itch.add_game(GAME_A, "X-Moon")
     itch.add_game(GAME_B, "Y-Sun")
@@ -326,7 +288,7 @@ async def test_link_proves_account_then_records_owned_games(links, itch, store, 
         ROLE_A,
         True,
     )
-    assert roles.calls == [("add", GUILD, ALICE, ROLE_A)]
+    assert roles.changes == [("add", GUILD, ALICE, ROLE_A)]
     assert events.events == [AccountLinked(GUILD, ALICE, 1994, "amos", (GAME_A,))]
 
 
@@ -345,7 +307,7 @@ async def test_refused_token_records_nothing(links, itch, store, roles):
     result = await links.link(GUILD, ALICE, "not-a-token-itch-knows")
     assert result.outcome is LinkOutcome.TOKEN_REFUSED
     assert await store.itch_link(GUILD, ALICE) is None
-    assert roles.calls == [] and itch.count("download_keys") == 0
+    assert roles.changes == [] and itch.count("download_keys") == 0
 
 
 @pytest.mark.parametrize("where", ["/me", "download_keys"])
@@ -356,7 +318,7 @@ async def test_itch_unavailable_records_nothing(links, itch, store, roles, where
     assert result.outcome is LinkOutcome.UNAVAILABLE
     assert await store.itch_link(GUILD, ALICE) is None
     assert await store.redemptions_by_member(GUILD, ALICE) == []
-    assert roles.calls == []
+    assert roles.changes == []
 
 
 async def test_rejected_api_key_is_misconfigured(links, itch, store):
@@ -389,7 +351,7 @@ async def test_relink_finds_a_later_purchase_without_duplicating(links, itch, st
     assert [c.new for c in result.games] == [False, True]
     rows = await store.redemptions_by_member(GUILD, ALICE)
     assert sorted(r.game_id for r in rows) == [GAME_A, GAME_B]
-    assert roles.calls[-2:] == [("add", GUILD, ALICE, ROLE_A), ("add", GUILD, ALICE, ROLE_B)]
+    assert roles.changes[-2:] == [("add", GUILD, ALICE, ROLE_A), ("add", GUILD, ALICE, ROLE_B)]
 
 
 async def test_purchase_redeemed_by_key_elsewhere_is_held(
@@ -435,7 +397,7 @@ async def test_linking_another_account_replaces_the_first(links, itch, store, ro
     assert [
         (r.game_id, r.itch_user_id) for r in await store.redemptions_by_member(GUILD, ALICE)
     ] == [(GAME_B, 77)]
-    assert ("remove", GUILD, ALICE, ROLE_A) in roles.calls
+    assert ("remove", GUILD, ALICE, ROLE_A) in roles.changes
     # The first account is free for someone else now.
     assert (await links.link(GUILD, BOB, TOKEN)).outcome is LinkOutcome.LINKED
 
@@ -452,7 +414,7 @@ async def test_unlink_keeps_roles_a_key_also_gives(links, itch, store, client, r
     assert result.link.itch_user_id == 1994
     assert sorted(r.game_id for r in result.removed) == [GAME_A, GAME_B]
     assert result.roles_removed == (ROLE_B,)
-    assert roles.calls == [("remove", GUILD, ALICE, ROLE_B)]
+    assert roles.changes == [("remove", GUILD, ALICE, ROLE_B)]
     (left,) = await store.redemptions_by_member(GUILD, ALICE)
     assert not left.by_account and left.game_id == GAME_A
     assert await store.itch_link(GUILD, ALICE) is None
@@ -679,7 +641,7 @@ async def test_recheck_revokes_an_account_redemption_then_link_restores_it(
     itch.revoke_download_key("YWKse5jeAeuZ8w3a5qO2b2PId1sChw2B9b637w6z")  # refunded
     report = await rechecker.recheck_now(GUILD)
     assert (report.checked, report.revoked) == (1, 1)
-    assert ("remove", GUILD, ALICE, ROLE_A) in roles.calls
+    assert ("remove", GUILD, ALICE, ROLE_A) in roles.changes
     (row,) = await store.redemptions_by_member(GUILD, ALICE)
     assert not row.active and row.by_account
     # Bought again: /link brings the same record back to life.

@@ -8,7 +8,6 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import pytest
 
 from bot.events import CooldownReached, KeyShared, Redeemed, Revoked, RoleFailed
@@ -29,44 +28,6 @@ OTHER_GUILD = 2000
 ALICE, BOB, ADMIN = 11, 12, 99
 ROLE_A, ROLE_B = 501, 502
 KEY = "YWKse5jeAeuZ8w3a5qO2b2PId1sChw2B9b637w6z"
-
-
-class RecordingRoles:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int, int, int, str]] = []
-        self.result = RoleResult.OK
-
-    async def add_role(self, guild_id, member_id, role_id, reason):
-        self.calls.append(("add", guild_id, member_id, role_id, reason))
-        return self.result
-
-    async def remove_role(self, guild_id, member_id, role_id, reason):
-        self.calls.append(("remove", guild_id, member_id, role_id, reason))
-        return self.result
-
-
-class RecordingEvents:
-    def __init__(self) -> None:
-        self.events = []
-
-    async def publish(self, event):
-        self.events.append(event)
-
-
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-def roles():
-    return RecordingRoles()
-
-
-@pytest.fixture
-def events():
-    return RecordingEvents()
 
 
 @pytest.fixture
