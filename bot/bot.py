@@ -138,6 +138,9 @@ class ItchRoleBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
             log.info("Synced %d commands to guild %s", len(synced), guild.id)
+            # Global copies from an earlier global sync would show every command twice there.
+            self.tree.clear_commands(guild=None)
+            await self.tree.sync()
         else:
             synced = await self.tree.sync()
             log.info("Synced %d global commands", len(synced))
