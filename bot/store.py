@@ -520,17 +520,6 @@ class Store:
         async with self._db.execute(sql + " ORDER BY id", args) as cur:
             return [_redemption(r) for r in await cur.fetchall()]
 
-    async def active_roles_by_member(self, guild_id: int) -> dict[int, dict[int, list[int]]]:
-        """member -> role -> redemption ids, for every active redemption of a guild."""
-        out: dict[int, dict[int, list[int]]] = {}
-        async with self._db.execute(
-            "SELECT member_id, role_id, id FROM redemptions WHERE guild_id=? AND status='active'",
-            (guild_id,),
-        ) as cur:
-            async for member_id, role_id, rid in cur:
-                out.setdefault(member_id, {}).setdefault(role_id, []).append(rid)
-        return out
-
     async def iter_active_roles_by_member(
         self, guild_id: int, batch: int = 5000
     ) -> AsyncIterator[tuple[int, dict[int, list[int]]]]:
