@@ -187,7 +187,10 @@ class Keys(commands.GroupCog, group_name="keys"):
     async def panel(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         """Post a message with a "Redeem your key" button, for members who don't type commands."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await interaction.edit_original_response(embed=await post_panel(channel))
+        with_link = bool(self.bot.settings.itch_oauth_client_id)
+        await interaction.edit_original_response(
+            embed=await post_panel(channel, with_link=with_link)
+        )
 
     # -- admins' views: audit trail, statistics, export, log channel --------------------------
 

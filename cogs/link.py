@@ -85,6 +85,10 @@ class Link(commands.Cog):
     @app_commands.guild_only()
     async def link(self, interaction: discord.Interaction) -> None:
         """Link your itch.io account to get the buyer role of every game it owns."""
+        await self.start(interaction)
+
+    async def start(self, interaction: discord.Interaction) -> None:
+        """The answer to /link (and to the panel's link button): where to log in."""
         client_id = self.bot.settings.itch_oauth_client_id
         if not client_id:
             await interaction.response.send_message(embed=link_not_set_up_embed(), ephemeral=True)

@@ -21,6 +21,7 @@ from bot.keyparse import MAX_INPUT_LENGTH
 from cogs.checks import is_admin
 from cogs.replies import (
     error_embed,
+    link_not_set_up_embed,
     panel_embed,
     panel_posted_embed,
     panel_refused_embed,
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 REDEEM_BUTTON_ID = "itchbot:redeem"
 REDEEM_MODAL_ID = "itchbot:redeem-modal"
+LINK_BUTTON_ID = "itchbot:link"
 KEY_INPUT_ID = "key"
 
 
@@ -43,14 +45,27 @@ class PanelView(discord.ui.View):
     A button reaches the bot through `interaction.client`, so another button is one more
     decorated method here (and one more fixed custom id)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, with_link: bool = True) -> None:
         super().__init__(timeout=None)
+        if not with_link:
+            self.remove_item(self.link)
 
     @discord.ui.button(
         label="Redeem your key", style=discord.ButtonStyle.success, custom_id=REDEEM_BUTTON_ID
     )
     async def redeem(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
         await interaction.response.send_modal(RedeemModal())
+
+    @discord.ui.button(
+        label="Link itch.io account", style=discord.ButtonStyle.primary, custom_id=LINK_BUTTON_ID
+    )
+    async def link(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        # Exactly what /link answers; the /link cog owns that flow.
+        linking = interaction.client.get_cog("Link")
+        if linking is None:
+            await interaction.response.send_message(embed=link_not_set_up_embed(), ephemeral=True)
+            return
+        await linking.start(interaction)
 
 
 class RedeemModal(discord.ui.Modal):
@@ -88,10 +103,13 @@ def submitted_value(components: list[dict[str, Any]], custom_id: str) -> str | N
     return None
 
 
-async def post_panel(channel: discord.TextChannel) -> discord.Embed:
-    """Post the panel in a channel; the reply for the admin who asked."""
+async def post_panel(channel: discord.TextChannel, *, with_link: bool) -> discord.Embed:
+    """Post the panel in a channel; the reply for the admin who asked. The link button is
+    there when itch.io account linking is set up (ITCH_OAUTH_CLIENT_ID)."""
     try:
-        message = await channel.send(embed=panel_embed(), view=PanelView())
+        message = await channel.send(
+            embed=panel_embed(with_link=with_link), view=PanelView(with_link=with_link)
+        )
     except discord.Forbidden:
         return panel_refused_embed(channel.id)
     return panel_posted_embed(channel.id, message.jump_url)

@@ -522,15 +522,19 @@ def log_channel_hello_embed(actor_id: int) -> discord.Embed:
     )
 
 
-def panel_embed() -> discord.Embed:
+def panel_embed(*, with_link: bool = False) -> discord.Embed:
     """The redeem panel's own message, posted by `/keys panel` for every member to see."""
-    return discord.Embed(
-        title="Bought one of our games on itch.io?",
-        description="Press **Redeem your key** and paste the download key, or the whole "
-        "download URL, from your purchase (it's in itch.io's e-mail and in your itch.io "
-        "library). You'll get the game's buyer role. Only you see the answer.",
-        colour=INFO,
+    text = (
+        "Press **Redeem your key** and paste the download key, or the whole download URL, from "
+        "your purchase (it's in itch.io's e-mail and in your itch.io library). You'll get the "
+        "game's buyer role. Only you see the answer."
     )
+    if with_link:
+        text += (
+            "\n\nBought it with your itch.io account? Press **Link itch.io account** and log "
+            "in: you get the role of every game of this server that your account owns."
+        )
+    return discord.Embed(title="Bought one of our games on itch.io?", description=text, colour=INFO)
 
 
 def panel_posted_embed(channel_id: int, jump_url: str) -> discord.Embed:

@@ -3,7 +3,7 @@ answer is /redeem's; and all of it keeps working across a restart of the bot."""
 
 from __future__ import annotations
 
-from cogs.panel import KEY_INPUT_ID, REDEEM_BUTTON_ID, REDEEM_MODAL_ID
+from cogs.panel import KEY_INPUT_ID, LINK_BUTTON_ID, REDEEM_BUTTON_ID, REDEEM_MODAL_ID
 from tests.e2e.conftest import (
     ADMIN,
     ALICE,
@@ -141,3 +141,22 @@ async def test_button_and_dialog_work_after_a_restart(world):
         assert embed(final)["title"] == "Key redeemed"
         assert BUYER_A in world.guild.member_roles(ALICE)
     assert world.discord.errors == []
+
+
+async def test_link_button_when_linking_is_set_up(world):
+    async with world.running(itch_oauth_client_id="itch-client-id"):
+        panel = await post_panel(world)
+        buttons = [b for row in panel["components"] for b in row["components"]]
+        assert [b["label"] for b in buttons] == ["Redeem your key", "Link itch.io account"]
+        assert "Link itch.io account" in embed(panel)["description"]
+        handle = await world.discord.click(GUILD, ALICE, panel, LINK_BUTTON_ID)
+        answer = await handle.response()
+        assert handle.ephemeral()
+        # Exactly /link's answer: log in on itch.io, then paste the token.
+        labels = [b["label"] for row in answer["data"]["components"] for b in row["components"]]
+        assert labels == ["1. Log in with itch.io", "2. Paste the token"]
+        assert any(
+            "itch.io/user/oauth" in b.get("url", "")
+            for row in answer["data"]["components"]
+            for b in row["components"]
+        )
