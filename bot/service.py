@@ -554,7 +554,7 @@ class RedemptionService:
                 actor_id=actor_id,
                 game_ids=tuple(sorted({r.game_id for r in doomed})),
                 role_ids=tuple(removed),
-                reason="revoked by an admin",
+                reason="/keys revoke",
             ),
         )
         log.info(

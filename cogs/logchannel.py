@@ -92,7 +92,8 @@ def _key_shared(e: KeyShared, games: Games) -> discord.Embed:
     return discord.Embed(
         title="Key already claimed: possible sharing",
         description=f"<@{e.member_id}> tried a key of {_game(games, e.game_id)} that "
-        f"<@{e.holder_id}> already redeemed. It was refused.\nKey `{e.fingerprint}`",
+        f"<@{e.holder_id}> already redeemed. It was refused; `/keys audit member:` shows what "
+        f"each of them tried.\nKey `{e.fingerprint}`",
         colour=BAD,
     )
 
@@ -133,7 +134,9 @@ def _recheck_revoked(e: KeyRevokedByRecheck, games: Games) -> discord.Embed:
     role = (
         f"<@&{e.role_id}> was taken away."
         if e.role_removed
-        else f"<@&{e.role_id}> stays: another redemption gives it, or Discord refused."
+        else f"<@&{e.role_id}> stays: another redemption gives it, or Discord refused. "
+        "`/keys lookup member:` shows their other redemptions; if none gives it, take it away by "
+        "hand."
     )
     return discord.Embed(
         title="Refund or revoked key",
@@ -149,7 +152,8 @@ def _recheck_halted(e: RecheckHalted, games: Games) -> discord.Embed:
         title="Re-check stopped: nothing more removed",
         description=f"{e.reason}. Checked {e.checked}: {e.refused} refused, {e.failed} failed. "
         "No role was taken away for the refused keys. Check that itch.io is up and that the "
-        "API key is valid (`make doctor`), then run `/keys recheck`.",
+        "bot's itch.io API key is valid (whoever runs the bot can check with `make doctor`), "
+        "then run `/keys recheck`.",
         colour=BAD,
     )
 
@@ -160,7 +164,8 @@ def _account_taken(e: ItchAccountTaken, games: Games) -> discord.Embed:
     return discord.Embed(
         title="itch.io account already linked: possible sharing",
         description=f"<@{e.member_id}> tried to link the itch.io account {who}, which "
-        f"<@{e.holder_id}> already linked. It was refused.",
+        f"<@{e.holder_id}> already linked. It was refused; `/keys audit member:` shows what "
+        "each of them tried.",
         colour=BAD,
     )
 

@@ -222,9 +222,10 @@ def recheck_embed(report: RecheckReport, *, done: bool) -> discord.Embed:
         return discord.Embed(
             title="Re-check stopped",
             description=f"{counts}\n\nI stopped early and removed nothing more: "
-            f"{report.halted}. {report.held} refused key(s) were left alone. Check that "
-            "itch.io is up and that the API key is valid (`make doctor`), then run "
-            "`/keys recheck` again.",
+            f"{report.halted}."
+            + (f" {report.held} refused key(s) were left alone." if report.held else "")
+            + " Check that itch.io is up and that the bot's itch.io API key is valid (whoever "
+            "runs the bot can check with `make doctor`), then run `/keys recheck` again.",
             colour=WARN,
         )
     if not done:
