@@ -25,7 +25,7 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 6.0
+SHUTDOWN_GRACE = 5.0
 PENDING_RETRY_SECONDS = 600
 MEMBER_LIST_TIMEOUT = 10.0
 
@@ -180,18 +180,24 @@ class ItchRoleBot(commands.Bot):
     async def close(self) -> None:
         if not self._closing:
             self._closing = True
-            if self.oauth is not None:
-                await self.oauth.stop()
             for task in list(self._background):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
-            # Let redemptions in flight finish and answer; a stop must not lose a reply.
-            try:
-                async with asyncio.timeout(SHUTDOWN_GRACE):
-                    await self._idle.wait()
-            except TimeoutError:
-                log.warning("Stopping with %d interaction(s) still in flight", self._busy)
+            # In-flight redemptions and OAuth pages finish side by side: the whole stop
+            # stays well inside the 10 s a service manager gives.
+            stopping = [self._drain()]
+            if self.oauth is not None:
+                stopping.append(self.oauth.stop())
+            await asyncio.gather(*stopping)
         await super().close()
+
+    async def _drain(self) -> None:
+        """Let redemptions in flight finish and answer: a stop must not lose a reply."""
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("Stopping with %d interaction(s) still in flight", self._busy)
 
     # -- keeping roles true -------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
 # At shutdown, queued posts get this long (seconds) to go out before the worker is cancelled.
-UNLOAD_GRACE = 5.0
+UNLOAD_GRACE = 2.5
 
 Games = Mapping[int, GameRole]
 E = TypeVar("E", bound=Event)
