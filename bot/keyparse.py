@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 from bot.errors import MalformedKey
 
 MAX_INPUT_LENGTH = 200
-# itch.io download keys are base62 strings (the reference's sample has 40 characters).
-_KEY_RE = re.compile(r"[A-Za-z0-9]{20,64}")
+# itch.io download keys are base62 strings (the reference's sample has 40 characters). Any
+# length is let through to itch.io: only itch.io knows which keys exist.
+_KEY_RE = re.compile(r"[A-Za-z0-9]+")
 _DOWNLOAD_PATH_RE = re.compile(r"^(?P<game>/[^/]+)/download/(?P<key>[^/]+)/?$")
 
 

@@ -163,7 +163,7 @@ async def test_role_that_cannot_be_added_keeps_the_redemption(linked):
         "x" * 201,
         "abc def",
         "not/a/key",
-        "short",
+        "key_with_underscores",
         "https://evil.example.com/game/download/YWKse5jeAeuZ8w3a5qO2b2PId1sChw2B9b637w6z",
         "<script>alert(1)</script>",
     ],
