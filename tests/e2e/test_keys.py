@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     OTHER_BUYER,
     OTHER_GUILD,
 )
+from tests.fakes.discord_fake import OMIT_PERMISSIONS
 
 KEY_B = "Bq9TzqK3n1pZ0c7YfL2mRkX8sWvH4dJe"
 MANAGE_GUILD = 1 << 5
@@ -198,3 +199,16 @@ async def test_admin_of_another_guild_sees_nothing_here(linked):
     assert BUYER_A in world.guild.member_roles(ALICE)
     assert len(await world.bot.store.redemptions_by_member(GUILD, ALICE)) == 1
     assert OTHER_BUYER not in world.other_guild.member_roles(ALICE)
+
+
+async def test_admin_check_without_resolved_permissions_uses_roles(linked):
+    # A payload without the member's resolved permissions falls back to their roles.
+    world = linked
+    handle = await world.discord.slash(
+        GUILD, ADMIN, "keys", subcommand=["game", "list"], permissions=OMIT_PERMISSIONS
+    )
+    assert embed(await handle.final())["title"] == "Linked games"
+    handle = await world.discord.slash(
+        GUILD, BOB, "keys", subcommand=["game", "list"], permissions=OMIT_PERMISSIONS
+    )
+    assert "Manage Server" in body(await handle.final())

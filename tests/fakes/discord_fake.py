@@ -92,6 +92,8 @@ PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESS
 
 # --- message flags -----------------------------------------------------------------------
 FLAG_EPHEMERAL = 1 << 6
+# Pass as `permissions=` to send an interaction whose member has no resolved permissions.
+OMIT_PERMISSIONS = -1
 FLAG_LOADING = 1 << 7
 
 APP_FLAG_GATEWAY_GUILD_MEMBERS_LIMITED = 1 << 15
@@ -967,6 +969,9 @@ class FakeDiscord:
         member = guild.members.get(user_id)
         if member is None:
             raise LookupError(f"user {user_id} is not a member of guild {guild.id}")
+        if permissions == OMIT_PERMISSIONS:
+            # Like a payload that carries no resolved permissions at all.
+            return {**copy.deepcopy(member), "unusual_dm_activity_until": None}
         if permissions is None:
             permissions = guild.channel_permissions(user_id, channel_id)
         return {
