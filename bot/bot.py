@@ -243,18 +243,21 @@ class ItchRoleBot(commands.Bot):
             for guild in list(self.guilds):
                 if guild.id not in wanted:
                     continue
-                members = await self.list_members(guild)
+                # Fresh from Discord, not the cache: events missed while away are not in it.
+                members = await self.list_members(guild, fresh=True)
                 if members is None:
                     log.warning("guild=%s: could not list members to reconcile", guild.id)
                     continue
                 current = {m.id: {r.id for r in m.roles} for m in members}
                 await self.service.reconcile_guild(guild.id, current)
 
-    async def list_members(self, guild: discord.Guild) -> list[discord.Member] | None:
+    async def list_members(
+        self, guild: discord.Guild, *, fresh: bool = False
+    ) -> list[discord.Member] | None:
         """Every member of a guild (the bot caches none at start-up), or None if unlistable.
 
         Asks the gateway first (one request for the whole guild), then the REST API."""
-        if guild.chunked:
+        if guild.chunked and not fresh:
             return list(guild.members)
         try:
             async with asyncio.timeout(MEMBER_LIST_TIMEOUT):

@@ -261,7 +261,7 @@ class Keys(commands.GroupCog, group_name="keys"):
         buyer_roles = {g.role_id for g in (await self.bot.admin.games(guild.id)).values()}
         if not buyer_roles:
             return {}
-        members = await self.bot.list_members(guild)
+        members = await self.bot.list_members(guild, fresh=True)
         if members is None:
             log.warning("guild=%s: could not list members for stats", guild.id)
             return None
