@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from bot.itch import ItchClient
 from bot.service import RoleResult
 from bot.store import Store
 from tests.fakes.itch_fake import FakeItch
@@ -68,3 +69,19 @@ def roles():
 @pytest.fixture
 def events():
     return RecordingEvents()
+
+
+def fast_itch_client(session: aiohttp.ClientSession, itch: FakeItch) -> ItchClient:
+    """The real client against the itch fake, with timeouts and retries short for tests."""
+    return ItchClient(
+        session,
+        itch.api_key,
+        base_url=itch.base_url,
+        rate_limit=100,
+        burst=20,
+        timeout=0.5,
+        max_attempts=2,
+        backoff_base=0.01,
+        backoff_max=0.02,
+        deadline=2,
+    )

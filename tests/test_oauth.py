@@ -31,6 +31,7 @@ from bot.oauth import (
 from bot.recheck import Rechecker
 from bot.service import Outcome, RedemptionService
 from bot.settings import load_settings
+from tests.conftest import fast_itch_client
 
 GUILD, OTHER_GUILD = 1000, 2000
 ALICE, BOB = 11, 12
@@ -241,18 +242,7 @@ async def client(itch, session, store, tmp_path):
     await store.set_game_role(GUILD, GAME_A, ROLE_A, "X-Moon", None)
     await store.set_game_role(GUILD, GAME_B, ROLE_B, "Y-Sun", None)
     itch.add_user_token(TOKEN, AMOS)
-    return ItchClient(
-        session,
-        itch.api_key,
-        base_url=itch.base_url,
-        rate_limit=100,
-        burst=20,
-        timeout=0.5,
-        max_attempts=2,
-        backoff_base=0.01,
-        backoff_max=0.02,
-        deadline=2,
-    )
+    return fast_itch_client(session, itch)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from bot.service import (
     _RecentMatches,
 )
 from bot.store import GameRole
+from tests.conftest import fast_itch_client
 
 GUILD = 1000
 OTHER_GUILD = 2000
@@ -32,18 +33,7 @@ KEY = "YWKse5jeAeuZ8w3a5qO2b2PId1sChw2B9b637w6z"
 
 @pytest.fixture
 def client(itch, session):
-    return ItchClient(
-        session,
-        itch.api_key,
-        base_url=itch.base_url,
-        rate_limit=100,
-        burst=20,
-        timeout=0.5,
-        max_attempts=2,
-        backoff_base=0.01,
-        backoff_max=0.02,
-        deadline=2,
-    )
+    return fast_itch_client(session, itch)
 
 
 @pytest.fixture

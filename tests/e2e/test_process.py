@@ -54,20 +54,12 @@ async def test_process_redeems_then_stops_cleanly_on_sigterm(world, tmp_path):
     world.itch.add_download_key(GAME_A, KEY)
     proc = await start(world, tmp_path)
     try:
-        await world.discord.wait_ready(timeout=30)
+        await wait_started(world, proc, 1)
         await world.discord.wait_for_request(
             lambda r: r.method == "PUT" and r.path.endswith(f"/guilds/{GUILD}/commands"),
             timeout=30,
         )
-        handle = await world.discord.slash(
-            GUILD,
-            309,
-            "keys",
-            [{"name": "game_id", "value": GAME_A}, {"name": "role", "value": str(BUYER_A)}],
-            subcommand=["game", "add"],
-            permissions=1 << 5,
-        )
-        assert (await handle.final(timeout=15))["embeds"][0]["title"] == "Game linked"
+        await link_game(world)
         handle = await world.discord.slash(GUILD, ALICE, "redeem", [{"name": "key", "value": KEY}])
         assert (await handle.final(timeout=15))["embeds"][0]["title"] == "Key redeemed"
         assert BUYER_A in world.guild.member_roles(ALICE)
